@@ -1,0 +1,42 @@
+# Every target creates (once) and reuses the virtual environment in $(VENV).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REPRO := $(VENV)/bin/repro
+SCALE ?= smoke
+EXECUTOR ?= local
+PAPER ?= pcl
+# torch/torchvision: the releases that install offline on our machines (see README).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test smoke bench lint clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# make table3 [PAPER=pcl] [SCALE=smoke|paper] [EXECUTOR=local|debug|slurm]
+table%: venv
+	$(REPRO) launch experiments/$(PAPER)/table$*.yaml --scale $(SCALE) --executor $(EXECUTOR)
+
+test: venv
+	$(PY) -m pytest -q
+
+# The longer end-to-end tests, then every table spec at smoke scale.
+smoke: venv
+	$(PY) -m pytest -q -m smoke
+	for spec in experiments/*/*.yaml; do \
+	  $(REPRO) launch $$spec --scale smoke --executor $(EXECUTOR) || exit 1; done
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check repro tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

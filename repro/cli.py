@@ -1,0 +1,123 @@
+"""The ``repro`` command line. ``table``, ``list`` and ``status`` import no torch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_launch(args) -> int:
+    from repro import tables
+    from repro.launch import launch
+    from repro.spec import load_table
+
+    table = load_table(args.spec)
+    out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
+                 max_parallel=args.max_parallel)
+    if args.dry_run or args.executor == "slurm":
+        return 0
+    path = tables.write(table, args.scale)
+    print(f"wrote {path}")
+    if out["failures"]:
+        print(f"{len(out['failures'])} job(s) failed; rerun `repro launch` to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_table(args) -> int:
+    from repro import tables
+    from repro.spec import load_table
+
+    table = load_table(args.spec)
+    if args.stdout:
+        print(tables.render(table, args.scale), end="")
+    else:
+        print(f"wrote {tables.write(table, args.scale)}")
+    return 0
+
+
+def _cmd_list(args) -> int:
+    if args.what == "methods":
+        from repro.methods import METHODS as reg
+    elif args.what == "protocols":
+        from repro.eval import PROTOCOLS as reg
+    elif args.what == "datasets":
+        from repro.data import DATASETS as reg
+    else:
+        from repro.spec import find_specs
+
+        for path in find_specs():
+            print(path)
+        return 0
+    for name in reg.names():
+        print(name)
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from repro.data import data_root
+    from repro.data.fixtures import FIXTURES
+
+    root = Path(args.root) if args.root else data_root()
+    path = FIXTURES[args.name](root)
+    print(f"wrote SYNTHETIC {args.name} fixture to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="repro", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    la = sub.add_parser("launch", help="run what a table is missing, then render it")
+    la.add_argument("spec")
+    la.add_argument("--scale", default="smoke")
+    la.add_argument("--executor", default="local", choices=["debug", "local", "slurm"])
+    la.add_argument("--dry-run", action="store_true", help="print the jobs, run nothing")
+    la.add_argument("--max-parallel", type=int, default=None)
+    la.set_defaults(fn=_cmd_launch)
+
+    ta = sub.add_parser("table", help="render a table from stored results only")
+    ta.add_argument("spec")
+    ta.add_argument("--scale", default="smoke")
+    ta.add_argument("--stdout", action="store_true")
+    ta.set_defaults(fn=_cmd_table)
+
+    li = sub.add_parser("list", help="list registered names")
+    li.add_argument("what", choices=["methods", "protocols", "datasets", "tables"])
+    li.set_defaults(fn=_cmd_list)
+
+    da = sub.add_parser("data", help="data utilities")
+    dsub = da.add_subparsers(dest="data_command", required=True)
+    fx = dsub.add_parser("fixture", help="write a SYNTHETIC dataset in the real on-disk layout")
+    fx.add_argument("name", choices=["cifar10", "voc07"])
+    fx.add_argument("--root", default=None)
+    fx.set_defaults(fn=_cmd_data)
+
+    try:
+        from repro.eval import command as eval_command
+    except ImportError:
+        eval_command = None
+    if eval_command is not None:
+        ev = sub.add_parser("eval", help="run one protocol on saved features (.npz)")
+        eval_command.add_arguments(ev)
+        ev.set_defaults(fn=eval_command.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from repro.data import MissingDataset
+    from repro.registry import UnknownName
+    from repro.spec import SpecError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SpecError, MissingDataset, UnknownName) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Extract frozen features of a dataset split with a backbone, cached on disk as .npz.
+
+Evaluations receive these arrays (``repro.eval.types.Features``); they never see a method.
+Layers: ``pooled`` = the trunk's pooled output (N x D); ``conv5_avgpool`` = the last conv
+stage average-pooled to ``pool`` x ``pool`` and flattened (the Places205 protocol of PCL /
+Goyal et al. pools ResNet-50 conv5 to ~9k dimensions: pool=2 gives 2048*4 = 8192).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from repro.data import build_dataset, dataset_targets
+from repro.data.transforms import eval_transform
+from repro.eval.types import Features
+from repro.jobs import content_key
+
+LAYERS = ("pooled", "conv5_avgpool")
+
+
+@torch.no_grad()
+def extract_features(backbone: nn.Module, dataset, *, layer: str = "pooled", pool: int = 2,
+                     batch_size: int = 256, device: str = "cpu") -> np.ndarray:
+    if layer not in LAYERS:
+        raise ValueError(f"features.layer {layer!r}; allowed: {', '.join(LAYERS)}")
+    backbone = backbone.to(device).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    out = []
+    for images, _, _ in loader:
+        images = images.to(device)
+        if layer == "pooled":
+            feat = backbone(images)  # N x D
+        else:
+            maps = backbone.feature_maps(images)  # N x C x h x w
+            feat = F.adaptive_avg_pool2d(maps, pool).flatten(1)  # N x C*pool*pool
+        out.append(feat.float().cpu())
+    return torch.cat(out).numpy()
+
+
+def cached_features(backbone: nn.Module, ref: dict, *, cache_dir: Path, encoder: str,
+                    layer: str = "pooled", pool: int = 2, image_size: int,
+                    device: str = "cpu", log=print) -> Features:
+    """Features of data ``ref`` ({dataset, split, subset}); computed once per cache key."""
+    ident = {"encoder": encoder, "layer": layer, "pool": pool if layer != "pooled" else None,
+             "image_size": image_size, "data": ref}
+    path = Path(cache_dir) / f"{content_key(ident)}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return Features(x=z["x"], y=z["y"], index=z["index"])
+    dataset = build_dataset(ref["dataset"], ref.get("split", "train"),
+                            eval_transform(image_size, ref["dataset"]), subset=ref.get("subset"))
+    x = extract_features(backbone, dataset, layer=layer, pool=pool, device=device)
+    y = np.asarray(dataset_targets(dataset))
+    index = np.arange(len(dataset), dtype=np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    os.close(fd)
+    np.savez(tmp, x=x, y=y, index=index)
+    os.replace(tmp, path)
+    log(f"cached features {ref} ({x.shape[0]} x {x.shape[1]}) at {path}")
+    return Features(x=x, y=y, index=index)

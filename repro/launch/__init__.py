@@ -1,0 +1,149 @@
+"""Run what a table is missing through submitit: debug (in-process), local, or slurm.
+
+spec -> jobs (repro.jobs) -> only the keys the store lacks -> submitit -> worker -> store ->
+table. On debug/local, pretraining jobs run first (at most ``max_parallel`` at once) and
+evaluations after them; on slurm everything is submitted at once, each pretraining job's
+evaluations as one array that starts when it has finished (``afterok`` dependency).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import submitit
+
+from repro import jobs as J
+from repro import store
+from repro.launch.data import prepare
+from repro.launch.worker import JobRunner, runs_root
+from repro.spec import EXECUTORS, Table
+
+LOG_ROOT_ENV = "REPRO_LOGS"
+
+
+def log_root(table: Table, scale: str) -> Path:
+    return Path(os.environ.get(LOG_ROOT_ENV) or "logs") / table.paper / table.table / scale
+
+
+def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None) -> list[J.Job]:
+    """Evaluations without a record, and the pretraining they need that has no encoders."""
+    from repro.train.pretrain import ENCODERS  # noqa: F401  (only the file name)
+
+    todo_eval = [j for j in jobs if j.kind == "eval" and not store.has(j.key, store_dir)]
+    needed = {d for j in todo_eval for d in j.deps}
+    todo_pre = []
+    for j in jobs:
+        if j.kind != "pretrain":
+            continue
+        done = store.has(j.key, store_dir) and (runs_root(runs_dir) / j.key / "encoders.pt").exists()
+        if (j.key in needed and not done) or not store.has(j.key, store_dir):
+            todo_pre.append(j)
+    return todo_pre + todo_eval
+
+
+def job_dict(job: J.Job, table: Table, scale: str, sources: dict) -> dict:
+    d = dataclasses.asdict(job)
+    d["data_sources"] = sources
+    d["context"] = {"spec": str(table.path), "scale": scale}
+    return d
+
+
+def executor_for(kind: str, folder: Path, resources: dict, threads: int | None = None):
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor {kind!r}; allowed: {', '.join(EXECUTORS)}")
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=kind)
+    params = {"timeout_min": resources.get("timeout_min", 60)}
+    if kind == "slurm":
+        gpus = resources.get("gpus_per_node", 0)
+        params.update(
+            nodes=resources.get("nodes", 1), gpus_per_node=gpus,
+            tasks_per_node=max(gpus, 1), cpus_per_task=resources.get("cpus_per_task", 10),
+            mem_gb=resources.get("mem_gb", 64),
+        )
+        for key in ("partition", "constraint", "account", "qos"):
+            if resources.get(key):
+                params[f"slurm_{key}"] = resources[key]
+        if resources.get("array_parallelism"):
+            params["slurm_array_parallelism"] = resources["array_parallelism"]
+    ex.update_parameters(**params)
+    return ex
+
+
+def _run_waves(executor_kind, folder, items, max_parallel, log, store_dir, runs_dir):
+    """Run (job_dict, resources) items with at most ``max_parallel`` alive; return failures."""
+    failures, pending, running = [], list(items), []
+    while pending or running:
+        while pending and len(running) < max_parallel:
+            jd, res = pending.pop(0)
+            ex = executor_for(executor_kind, folder, res)
+            sub = ex.submit(JobRunner(), jd, store_dir, runs_dir)
+            log(f"started {jd['label']} [{jd['key']}]")
+            running.append((jd, sub))
+            if executor_kind == "debug":
+                break  # debug jobs run in-process when their result is read
+        for jd, sub in list(running):
+            if executor_kind == "debug" or sub.done():
+                running.remove((jd, sub))
+                try:
+                    sub.result()
+                    log(f"done {jd['label']}")
+                except Exception as err:  # a failed job: report, keep going, no record
+                    msg = str(err).strip().splitlines()
+                    log(f"FAILED {jd['label']}: {msg[-1] if msg else type(err).__name__}"
+                        f" (log: {getattr(sub, 'paths', None) and sub.paths.stderr})")
+                    failures.append((jd, err))
+        if running and executor_kind != "debug":
+            time.sleep(0.5)
+    return failures
+
+
+def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool = False,
+           store_dir=None, runs_dir=None, max_parallel: int | None = None,
+           log=print) -> dict:
+    if scale not in table.scales:
+        raise ValueError(f"{table.path}: unknown scale {scale!r}; allowed: "
+                         f"{', '.join(table.scales)}")
+    policy = table.scales[scale].get("data", "real")
+    names = J.datasets_used(table, scale)
+    if dry_run:
+        from repro.tables import source_candidates
+
+        sources = source_candidates(table, scale)[-1]
+    else:
+        sources = prepare(names, policy, log=log)
+    jobs = J.expand(table, scale, sources)
+    todo = missing_jobs(jobs, store_dir, runs_dir)
+    n_pre = sum(j.kind == "pretrain" for j in todo)
+    log(f"{table.path} at scale {scale}: {len(jobs)} jobs, {len(todo)} to run "
+        f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")
+    if dry_run:
+        for j in todo:
+            deps = f" after {', '.join(j.deps)}" if j.deps else ""
+            log(f"  would run {j.kind:8s} {j.key} {j.label}{deps}")
+        return {"jobs": jobs, "todo": todo, "failures": []}
+    folder = log_root(table, scale)
+    folder.mkdir(parents=True, exist_ok=True)
+    if executor == "slurm":
+        from repro.launch.slurm import submit_graph
+
+        return submit_graph(table, scale, todo, sources, folder, store_dir, runs_dir, log)
+    if max_parallel is None:
+        threads = table.recipes and max(
+            (table.recipe_at(r, scale).get("runtime", {}).get("threads") or 1)
+            for r in table.recipes)
+        max_parallel = max(1, (os.cpu_count() or 1) // max(threads or 1, 1))
+    failures = []
+    for kind in ("pretrain", "eval"):
+        stage = [j for j in todo if j.kind == kind]
+        failed_pre = {jd["key"] for jd, _ in failures}
+        runnable = [j for j in stage if not set(j.deps) & failed_pre]
+        items = [(job_dict(j, table, scale, sources), j.payload.get("resources", {}))
+                 for j in runnable]
+        failures += _run_waves(executor, folder, items, max_parallel, log, store_dir, runs_dir)
+    status = {"submitted": len(todo), "failed": [jd["label"] for jd, _ in failures]}
+    (folder / "last_launch.json").write_text(json.dumps(status, indent=1))
+    return {"jobs": jobs, "todo": todo, "failures": failures}

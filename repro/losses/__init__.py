@@ -1,0 +1,1 @@
+"""Losses, one per file; each docstring names its paper and equation."""

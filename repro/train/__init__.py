@@ -1,0 +1,1 @@
+"""Pretraining: the loop that drives any registered method, with checkpoints and resume."""

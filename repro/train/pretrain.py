@@ -1,0 +1,240 @@
+"""The pretraining loop: any registered method, checkpoint every epoch, resume from the last.
+
+Determinism: every epoch reseeds torch/numpy/random from (seed, epoch), so a run resumed
+from an epoch checkpoint replays exactly what the uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from repro import distributed as D
+from repro.data import build_dataset
+from repro.data.transforms import build_views, eval_transform
+from repro.methods import METHODS
+from repro.methods.base import EpochContext
+from repro.models import build_backbone
+from repro.train.checkpoint import load, save_atomic
+from repro.train.schedules import lr_factor
+
+CHECKPOINT = "checkpoint.pt"
+ENCODERS = "encoders.pt"
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the job fails and writes no record."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_method(recipe: dict):
+    cls = METHODS.resolve(recipe["method"])
+    cfg = cls.make_config(recipe.get("params", {}))
+    trunk, feat_dim = build_backbone(**recipe["backbone"])
+    return cls(cfg, trunk, feat_dim)
+
+
+def build_optimizer(method: nn.Module, optim: dict) -> torch.optim.Optimizer:
+    groups = []
+    for group in method.param_groups():
+        scale = group.pop("lr_scale", 1.0)
+        groups.append({**group, "lr": optim["lr"] * scale, "lr_scale": scale})
+    name = optim.get("name", "sgd")
+    if name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
+            weight_decay=optim.get("weight_decay", 0.0),
+        )
+    if name == "lars":
+        from repro.train.lars import LARS
+
+        return LARS(
+            groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
+            weight_decay=optim.get("weight_decay", 0.0),
+        )
+    raise ValueError(f"optim.name must be 'sgd' or 'lars', got {name!r}")
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    raise ValueError(f"runtime.precision must be fp32, bf16 or fp16; got {precision!r}")
+
+
+def make_extractor(recipe: dict, device: torch.device, batch_size: int) -> Callable:
+    """ctx.extract for E-steps: features of every training sample under the eval transform."""
+    data = recipe["data"]
+    dataset = build_dataset(
+        data["dataset"], data.get("split", "train"),
+        eval_transform(recipe["views"]["image_size"], data["dataset"]),
+        subset=data.get("subset"),
+    )
+
+    @torch.no_grad()
+    def extract(module: nn.Module) -> torch.Tensor:
+        was_training = module.training
+        module.eval()
+        sampler = DistributedSampler(dataset, shuffle=False) if D.world_size() > 1 else None
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                            num_workers=recipe.get("runtime", {}).get("num_workers", 0))
+        feats, idxs = [], []
+        for images, _, index in loader:
+            feats.append(module(images.to(device)).float())
+            idxs.append(index.to(device))
+        feat, idx = torch.cat(feats), torch.cat(idxs)
+        # Padded duplicates (DistributedSampler) carry identical features: writing them by
+        # index counts each sample once (the authors' all_reduce of sums counts them twice).
+        feat, idx = D.concat_all_gather(feat), D.concat_all_gather(idx)
+        out = torch.zeros(len(dataset), feat.shape[1], device=device)
+        out[idx] = feat
+        module.train(was_training)
+        return out
+
+    extract.num_samples = len(dataset)
+    return extract
+
+
+def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
+             stop_after_epoch: int | None = None) -> dict:
+    """Train ``recipe`` into ``run_dir``; resume from ``run_dir/checkpoint.pt`` if present.
+
+    Returns a summary (per-epoch mean of every logged scalar, time, throughput).
+    ``stop_after_epoch`` ends the call early after that epoch's checkpoint (tests, requeue).
+    """
+    run_dir = Path(run_dir)
+    runtime = recipe.get("runtime", {})
+    if runtime.get("threads"):
+        torch.set_num_threads(int(runtime["threads"]))
+    D.init_from_env()
+    device = torch.device(runtime.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    optim = recipe["optim"]
+    world = D.world_size()
+    if optim["batch_size"] % world:
+        raise ValueError(f"optim.batch_size {optim['batch_size']} is not divisible by {world} ranks")
+
+    seed_everything(seed)
+    method = build_method(recipe).to(device)
+    if runtime.get("channels_last"):
+        method = method.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(method, optim)
+    history: list[dict] = []
+    start_epoch = 0
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists():
+        state = load(ckpt_path, map_location=device)
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resumed from {ckpt_path} at epoch {start_epoch}")
+    model = method
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(method, device_ids=ids)
+
+    views = build_views(recipe["views"]["name"], recipe["views"]["image_size"],
+                        **recipe["views"].get("options", {}))
+    data = recipe["data"]
+    dataset = build_dataset(data["dataset"], data.get("split", "train"), views,
+                            subset=data.get("subset"))
+    local_bs = optim["batch_size"] // world
+    if len(dataset) < optim["batch_size"]:
+        raise ValueError(f"optim.batch_size {optim['batch_size']} exceeds the "
+                         f"{len(dataset)} training samples")
+    extract = make_extractor(recipe, device, batch_size=max(local_bs, 256))
+    epochs = optim["epochs"]
+    precision = runtime.get("precision", "fp32")
+    t_start, images_seen = time.time(), 0
+
+    for epoch in range(start_epoch, epochs):
+        seed_everything(seed * 100003 + epoch)
+        ctx = EpochContext(epoch=epoch, total_epochs=epochs, num_samples=extract.num_samples,
+                           extract=extract, seed=seed)
+        epoch_log = {k: float(v) for k, v in method.on_epoch_start(ctx).items()}
+        if world > 1:
+            sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(dataset)
+        loader = DataLoader(dataset, batch_size=local_bs, sampler=sampler, drop_last=True,
+                            num_workers=runtime.get("num_workers", 0))
+        steps = len(loader)
+        sums: dict[str, float] = {}
+        model.train()
+        for step, (images, _, index) in enumerate(loader):
+            factor = lr_factor(optim, epoch, step, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = optim["lr"] * group.get("lr_scale", 1.0) * factor
+            images = [v.to(device, non_blocking=True) for v in images]
+            if runtime.get("channels_last"):
+                images = [v.contiguous(memory_format=torch.channels_last) for v in images]
+            with _autocast(precision, device):
+                out = model(images, index, epoch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(
+                    f"{recipe['method']}: loss is {loss.item()} at epoch {epoch} step {step}; "
+                    "no checkpoint or record was written for this epoch"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            method.on_step_end((epoch * steps + step + 1) / (epochs * steps))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            images_seen += images[0].shape[0] * world
+        epoch_log.update({k: v / max(steps, 1) for k, v in sums.items()})
+        epoch_log["epoch"] = epoch
+        epoch_log["lr"] = optimizer.param_groups[0]["lr"]
+        history.append(epoch_log)
+        log(f"epoch {epoch + 1}/{epochs} " + " ".join(
+            f"{k}={v:.4g}" for k, v in epoch_log.items() if k != "epoch"))
+        if D.rank() == 0:
+            save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
+                         "epoch": epoch + 1, "history": history}, ckpt_path)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
+            return {"stopped_at_epoch": epoch + 1, "history": history}
+
+    elapsed = time.time() - t_start
+    if D.rank() == 0:
+        save_atomic({
+            "backbone": dict(recipe["backbone"]),
+            "encoders": {name: m.state_dict() for name, m in method.encoders().items()},
+        }, run_dir / ENCODERS)
+    final = history[-1] if history else {}
+    return {
+        "epochs": epochs,
+        "final_loss": final.get("loss", math.nan),
+        "history": history,
+        "train_seconds": elapsed,
+        "images_per_second": images_seen / elapsed if elapsed > 0 else None,
+        "world_size": world,
+    }
+
+
+def load_encoder(run_dir: Path, which: str = "query") -> tuple[nn.Module, int]:
+    """A trained backbone trunk (eval mode) and its feature dimension, from ``encoders.pt``."""
+    state = load(Path(run_dir) / ENCODERS)
+    if which not in state["encoders"]:
+        raise KeyError(f"encoder {which!r} not in {run_dir / ENCODERS}; "
+                       f"allowed: {', '.join(state['encoders'])}")
+    trunk, feat_dim = build_backbone(**state["backbone"])
+    trunk.load_state_dict(state["encoders"][which])
+    return trunk.eval(), feat_dim

@@ -1,0 +1,32 @@
+"""Learning-rate schedules as multiplicative factors of the base learning rate."""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_factor(optim: dict, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Factor for ``epoch`` (0-based) and ``step`` within it.
+
+    ``schedule``: "step" (x ``gamma`` at each of ``milestones``; PCL v1/MoCo v1),
+    "cosine" (per epoch as MoCo v2/PCL v2 code does, or per step with ``per_step``),
+    "constant". ``warmup_epochs`` adds a linear warm-up from 0 (per step), as ProPos/BYOL do.
+    """
+    total = optim["epochs"]
+    per_step = optim.get("per_step", False)
+    t = epoch + (step / steps_per_epoch if per_step else 0.0)
+    warmup = optim.get("warmup_epochs", 0)
+    if warmup and epoch + step / steps_per_epoch < warmup:
+        return (epoch + (step + 1) / steps_per_epoch) / warmup
+    name = optim.get("schedule", "constant")
+    if name == "step":
+        passed = sum(1 for m in optim.get("milestones", []) if epoch >= m)
+        return optim.get("gamma", 0.1) ** passed
+    if name == "cosine":
+        span = max(total - warmup, 1e-8)
+        progress = min(max(t - warmup, 0.0) / span, 1.0)
+        floor = optim.get("final_lr_fraction", 0.0)
+        return floor + (1 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if name == "constant":
+        return 1.0
+    raise ValueError(f"optim.schedule must be one of step, cosine, constant; got {name!r}")

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from repro.eval.liblinear_svm import LiblinearData, fit_grid, svm_normalize
+from repro.eval.low_shot import (
+    low_shot_svm_places205,
+    low_shot_svm_voc07,
+    sample_low_shot_multiclass,
+    sample_low_shot_voc,
+)
+from repro.eval.svm import svm_places205, svm_voc07, voc_binary_labels
+from repro.eval.types import Features
+
+
+def _voc(n, c=5, d=32, separable=True, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random((n, c)) < 0.3, 1, -1).astype(np.int8)
+    y[rng.random((n, c)) < 0.05] = 0  # difficult-only
+    x = rng.normal(size=(n, d)).astype(np.float32) * 0.1
+    if separable:
+        x[:, :c] += (y == 1) * 5.0
+    return Features(x, y, np.arange(n) + 10_000)
+
+
+def test_voc_separable_gives_100_map():
+    out = svm_voc07(_voc(300), _voc(200, seed=1), seed=0, costs=(0.1, 1.0))
+    assert out["mAP"] == pytest.approx(100.0)
+    assert out["selection"]["cost"]["policy"] == "test"
+    assert len(out["artifacts"]["per_class_ap"]) == 5
+
+
+def test_voc_random_features_near_chance():
+    tr, te = _voc(400, separable=False), _voc(1000, separable=False, seed=1)
+    out = svm_voc07(tr, te, seed=0, costs=(1.0,), n_jobs=1)
+    prevalence = 100 * (te.y == 1).mean()
+    assert abs(out["mAP"] - prevalence) < 8
+    assert out["selection"]["cost"]["policy"] == "fixed"
+
+
+def test_difficult_counts_as_negative():
+    y = np.array([[1, 0, -1]], np.int8)
+    assert voc_binary_labels(y).tolist() == [[1, -1, -1]]
+
+
+def test_val_policy_selects_on_train_split():
+    out = svm_voc07(_voc(300), _voc(200, seed=1), seed=0, costs=(0.1, 1.0), cost_policy="val")
+    assert out["selection"]["cost"]["policy"] == "val"
+    assert out["mAP"] > 99
+    assert set(out["artifacts"]["val_indices"]) <= set(range(10_000, 10_300))
+    with pytest.raises(ValueError, match="allowed"):
+        svm_voc07(_voc(50), _voc(50), seed=0, cost_policy="best")
+
+
+def test_parallel_grid_equals_sequential():
+    x = svm_normalize(np.random.default_rng(0).normal(size=(200, 20)))
+    tasks = [(None, np.where(x[:, i] > 0.1, 1, -1), c) for i in range(3) for c in (0.1, 10)]
+    tasks.append((np.arange(0, 200, 3), np.where(x[::3, 0] > 0, 1, -1), 1.0))
+    np.testing.assert_array_equal(fit_grid(x, tasks, n_jobs=1), fit_grid(x, tasks, n_jobs=2))
+
+
+def test_liblinear_weights_give_liblinear_decisions():
+    rng = np.random.default_rng(1)
+    x = svm_normalize(rng.normal(size=(100, 6)))
+    y = np.where(x[:, 0] + 0.1 * rng.normal(size=100) > 0, 1, -1)
+    w = LiblinearData(x).fit(y, 1.0)
+    assert (np.sign(x @ w[:-1] + w[-1]) == y).mean() > 0.9
+    w_neg_first = LiblinearData(x[::-1]).fit(y[::-1], 1.0)  # first label seen is the other
+    assert np.sign(w_neg_first[0]) == np.sign(w[0])
+
+
+def test_places_one_vs_rest_top1():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    x = (rng.normal(size=(300, 8)) + 6 * np.eye(8)[y]).astype(np.float32)
+    f = Features(x, y, np.arange(300))
+    assert svm_places205(f, f, seed=0, costs=(1.0,))["top1"] == 100.0
+
+
+def test_low_shot_sampling_reproducible_and_per_class():
+    y = _voc(200).y
+    a = sample_low_shot_voc(y, 2, seed=7, draw=3)
+    np.testing.assert_array_equal(a, sample_low_shot_voc(y, 2, seed=7, draw=3))
+    assert not np.array_equal(a, sample_low_shot_voc(y, 2, seed=7, draw=4))
+    assert all((y[a, c] == 1).sum() >= 2 for c in range(y.shape[1]))
+    assert len(a) <= 2 * y.shape[1]
+    labels = np.repeat(np.arange(5), 10)
+    b = sample_low_shot_multiclass(labels, 3, seed=0, draw=0)
+    assert np.bincount(labels[b]).tolist() == [3] * 5
+
+
+def test_low_shot_voc_reports_mean_std_and_samples():
+    tr, te = _voc(200), _voc(150, seed=1)
+    out = low_shot_svm_voc07(tr, te, seed=1, shots=(1, 2), num_samples=3, costs=(0.1, 1.0))
+    assert out["mAP_k2"] > 95 and out["mAP_k1_std"] >= 0
+    samples = out["artifacts"]["samples"]["k1"]
+    assert len(samples) == 3 and all(i >= 10_000 for s in samples for i in s)
+    again = low_shot_svm_voc07(tr, te, seed=1, shots=(1, 2), num_samples=3, costs=(0.1, 1.0),
+                               n_jobs=1)
+    assert again["mAP_k1"] == out["mAP_k1"] and again["artifacts"] == out["artifacts"]
+    assert out["selection"]["cost_k1"]["policy"] == "test"
+
+
+def test_low_shot_places_top1():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    x = (rng.normal(size=(200, 8)) + 6 * np.eye(8)[y]).astype(np.float32)
+    f = Features(x, y, np.arange(200))
+    out = low_shot_svm_places205(f, f, seed=0, shots=(1,), num_samples=2, costs=(1.0,))
+    assert out["top1_k1"] > 95
