@@ -176,7 +176,8 @@ def load_table(path: str | Path) -> Table:
     scales = {}
     for name, scale in raw["scales"].items():
         _check_keys(path, f"scales.{name}", scale, _SCALE, required=("seeds",))
-        if not scale["seeds"] or not all(isinstance(s, int) for s in scale["seeds"]):
+        if not scale["seeds"] or not all(
+                isinstance(s, int) and not isinstance(s, bool) for s in scale["seeds"]):
             raise SpecError(f"{path}: scales.{name}.seeds: expected a non-empty list of integers")
         for kind, res in scale.get("resources", {}).items():
             if kind not in ("pretrain", "eval"):

@@ -13,11 +13,17 @@ from repro.registry import Registry
 PROTOCOLS = Registry(
     "protocol",
     {
+        "clustering": "repro.eval.clustering:clustering",
+        "detection": "repro.eval.detection:detection",
+        "finetune": "repro.eval.finetune:finetune",
+        "finetune_carl": "repro.eval.finetune:finetune_carl",
+        "knn": "repro.eval.knn:knn",
         "linear_probe": "repro.eval.linear_probe:linear_probe",
         "linear_probe_augmented": "repro.eval.linear_probe:linear_probe_augmented",
         "linear_probe_carl": "repro.eval.linear_probe:linear_probe_carl",
         "low_shot_svm_places205": "repro.eval.low_shot:low_shot_svm_places205",
         "low_shot_svm_voc07": "repro.eval.low_shot:low_shot_svm_voc07",
+        "nemd": "repro.eval.nemd:nemd",
         "svm_places205": "repro.eval.svm:svm_places205",
         "svm_voc07": "repro.eval.svm:svm_voc07",
     },
@@ -25,11 +31,17 @@ PROTOCOLS = Registry(
 
 # What each protocol consumes: "features" (cached arrays) or "model" (a backbone + datasets).
 PROTOCOL_INPUTS = {
+    "clustering": "features",
+    "detection": "model",
+    "finetune": "model",
+    "finetune_carl": "model",
+    "knn": "features",
     "linear_probe": "features",
     "linear_probe_augmented": "model",
     "linear_probe_carl": "features",
     "low_shot_svm_places205": "features",
     "low_shot_svm_voc07": "features",
+    "nemd": "features",
     "svm_places205": "features",
     "svm_voc07": "features",
 }

@@ -35,7 +35,9 @@ def ap_from_pr(recall: np.ndarray, precision: np.ndarray, mode: str = "area") ->
 def ranking_ap(scores: np.ndarray, positive: np.ndarray, mode: str = "area") -> float:
     """AP of ranking items by ``scores`` (higher first) against boolean ``positive``.
 
-    Items tied in score keep their input order (stable sort). No positives -> 0.
+    No positives -> 0.
+    NOTE: items tied in score keep their input order (stable sort); VISSL's
+    ``argsort(preds)[::-1]`` puts later ties first. Only exact ties are affected.
     """
     positive = np.asarray(positive, bool)
     npos = int(positive.sum())

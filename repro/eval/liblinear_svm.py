@@ -24,14 +24,13 @@ import ctypes
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor
+from ctypes import POINTER, c_double, c_uint64, cast
 from typing import Sequence
 
 import numpy as np
-from scipy import sparse
-
-from liblinear.liblinear import POINTER, c_double, c_uint64, cast, feature_node  # noqa: F401
+from liblinear.liblinear import feature_node, parameter, problem, toPyModel
 from liblinear.liblinear import liblinear as _clib
-from liblinear.liblinear import parameter, problem, toPyModel
+from scipy import sparse
 
 _LIBC = ctypes.CDLL(None)
 POS_WEIGHT, NEG_WEIGHT = 2.0, 1.0
@@ -78,7 +77,8 @@ class LiblinearData:
             w = np.zeros(self.d + 1)
             w[-1] = 1.0 if labels[0] > 0 else -1.0
             return w
-        param = parameter(f"-s 1 -c {float(cost)!r} -e {float(tol)!r} -w1 {POS_WEIGHT} -w-1 {NEG_WEIGHT} -q")
+        param = parameter(f"-s 1 -c {float(cost)!r} -e {float(tol)!r} "
+                          f"-w1 {POS_WEIGHT} -w-1 {NEG_WEIGHT} -q")
         _LIBC.srand(seed)
         model = toPyModel(_clib.train(self._problem(rows, labels), param))
         w = np.ctypeslib.as_array(model.w, (model.nr_feature + 1,)).astype(np.float64)

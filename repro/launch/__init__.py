@@ -88,10 +88,12 @@ def _run_waves(executor_kind, folder, items, max_parallel, log, store_dir, runs_
         for jd, sub in list(running):
             if executor_kind == "debug" or sub.done():
                 running.remove((jd, sub))
-                try:
+                # exception() first: submitit's debug jobs open pdb when result() raises
+                err = sub.exception()
+                if err is None:
                     sub.result()
                     log(f"done {jd['label']}")
-                except Exception as err:  # a failed job: report, keep going, no record
+                else:  # a failed job: report, keep going, no record
                     msg = str(err).strip().splitlines()
                     log(f"FAILED {jd['label']}: {msg[-1] if msg else type(err).__name__}"
                         f" (log: {getattr(sub, 'paths', None) and sub.paths.stderr})")

@@ -85,11 +85,13 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
         result = fn(train, test, seed=payload["seed"], **ev.get("params", {}))
     else:
         from repro.data import DATASET_INFO, build_dataset
-        from repro.data.transforms import eval_transform
+        from repro.data.transforms import eval_transform, probe_transform
 
-        tf = eval_transform(image_size, ev["train"]["dataset"])
-        sets = {part: build_dataset(ev[part]["dataset"], ev[part].get("split", "train"), tf,
-                                    subset=ev[part].get("subset")) for part in ("train", "test")}
+        tfs = {"train": probe_transform(image_size, ev["train"]["dataset"]),
+               "test": eval_transform(image_size, ev["test"]["dataset"])}
+        sets = {part: build_dataset(ev[part]["dataset"], ev[part].get("split", "train"),
+                                    tfs[part], subset=ev[part].get("subset"))
+                for part in ("train", "test")}
         data = ModelData(train=sets["train"], test=sets["test"], feat_dim=feat_dim,
                          num_classes=DATASET_INFO[ev["train"]["dataset"]].num_classes)
         result = fn(backbone, data, seed=payload["seed"], **ev.get("params", {}))

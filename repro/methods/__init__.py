@@ -9,7 +9,14 @@ from repro.registry import Registry
 METHODS = Registry(
     "method",
     {
+        "byol": "repro.methods.byol:BYOL",
+        "carl": "repro.methods.carl:CARL",
         "moco": "repro.methods.moco:MoCo",
+        "pauc": "repro.methods.pauc:PAUC",
         "pcl": "repro.methods.pcl:PCL",
+        "propos": "repro.methods.propos:ProPos",
+        "simclr": "repro.methods.simclr:SimCLR",
+        "simsiam": "repro.methods.simsiam:SimSiam",
+        "swav": "repro.methods.swav:SwAV",
     },
 )

@@ -173,6 +173,11 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
             sampler.set_epoch(epoch)
         else:
             sampler = RandomSampler(dataset)
+        weights = getattr(method, "sample_weights", None)  # e.g. ProPos data_resample
+        if weights is not None:  # with replacement; each rank takes every world-th draw
+            drawn = torch.multinomial(weights.double(), len(dataset), replacement=True,
+                                      generator=torch.Generator().manual_seed(seed + epoch))
+            sampler = drawn[D.rank()::world].tolist()
         loader = DataLoader(dataset, batch_size=local_bs, sampler=sampler, drop_last=True,
                             num_workers=runtime.get("num_workers", 0))
         steps = len(loader)
@@ -198,7 +203,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
             optimizer.step()
             method.on_step_end((epoch * steps + step + 1) / (epochs * steps))
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             images_seen += images[0].shape[0] * world
         epoch_log.update({k: v / max(steps, 1) for k, v in sums.items()})
         epoch_log["epoch"] = epoch

@@ -30,3 +30,15 @@ def lr_factor(optim: dict, epoch: int, step: int, steps_per_epoch: int) -> float
     if name == "constant":
         return 1.0
     raise ValueError(f"optim.schedule must be one of step, cosine, constant; got {name!r}")
+
+
+def carl_lambda_e(epoch: int, a: float, b: float, decay_epochs: int) -> float:
+    """CARL eq. 8: KL weight decayed linearly from b (epoch 0) to a (epoch E), then held at a."""
+    if decay_epochs <= 0 or epoch >= decay_epochs:
+        return a
+    return b - (b - a) * epoch / decay_epochs
+
+
+def cosine_momentum(base: float, progress: float, final: float = 1.0) -> float:
+    """BYOL's EMA schedule: m = final - (final - base) * (cos(pi * progress) + 1) / 2."""
+    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
