@@ -13,8 +13,10 @@ def _cmd_launch(args) -> int:
     from repro.spec import load_table
 
     table = load_table(args.spec)
+    overrides = {key: getattr(args, key) for key in RESOURCE_FLAGS}
     out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
-                 max_parallel=args.max_parallel)
+                 max_parallel=args.max_parallel, overrides=overrides,
+                 resubmit_unknown=args.resubmit_unknown)
     if args.dry_run or args.executor == "slurm":
         return 0
     path = tables.write(table, args.scale)
@@ -24,6 +26,17 @@ def _cmd_launch(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_status(args) -> int:
+    from repro.launch.status import format_status, table_status
+    from repro.spec import load_table
+
+    table = load_table(args.spec)
+    result = table_status(table, args.scale)
+    print(format_status(table, args.scale, result))
+    bad = sum(st.state in ("failed", "blocked") for st in result["statuses"].values())
+    return 1 if bad else 0
 
 
 def _cmd_table(args) -> int:
@@ -66,6 +79,21 @@ def _cmd_data(args) -> int:
     return 0
 
 
+# --flag -> resources key, type, help. Partition/account/qos/constraint apply to every job,
+# the others to pretraining jobs only (evaluations keep the spec's single-GPU resources).
+RESOURCE_FLAGS = {
+    "partition": (str, "Slurm partition (all jobs)"),
+    "account": (str, "Slurm account (all jobs)"),
+    "qos": (str, "Slurm QOS (all jobs)"),
+    "constraint": (str, "Slurm constraint (all jobs)"),
+    "nodes": (int, "nodes per pretraining job"),
+    "gpus_per_node": (int, "GPUs (= processes) per node of a pretraining job"),
+    "timeout_min": (int, "time limit of a pretraining job, minutes"),
+    "cpus_per_task": (int, "CPUs per pretraining process"),
+    "mem_gb": (float, "memory per node of a pretraining job, GB"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="repro", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,7 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--executor", default="local", choices=["debug", "local", "slurm"])
     la.add_argument("--dry-run", action="store_true", help="print the jobs, run nothing")
     la.add_argument("--max-parallel", type=int, default=None)
+    res = la.add_argument_group("resources (override the spec's scales.<scale>.resources)")
+    for key, (typ, text) in RESOURCE_FLAGS.items():
+        res.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,
+                         help=text)
+    la.add_argument("--resubmit-unknown", action="store_true",
+                    help="slurm: submit again jobs that sacct does not know (e.g. purged)")
     la.set_defaults(fn=_cmd_launch)
+
+    st = sub.add_parser("status", help="per cell: stored / running / pending / failed")
+    st.add_argument("spec")
+    st.add_argument("--scale", default="smoke")
+    st.set_defaults(fn=_cmd_status)
 
     ta = sub.add_parser("table", help="render a table from stored results only")
     ta.add_argument("spec")
@@ -95,14 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--root", default=None)
     fx.set_defaults(fn=_cmd_data)
 
-    try:
-        from repro.eval import command as eval_command
-    except ImportError:
-        eval_command = None
-    if eval_command is not None:
-        ev = sub.add_parser("eval", help="run one protocol on saved features (.npz)")
-        eval_command.add_arguments(ev)
-        ev.set_defaults(fn=eval_command.run)
+    from repro.eval import command as eval_command
+
+    ev = sub.add_parser("eval", help="run one protocol on saved features (.npz)")
+    eval_command.add_arguments(ev)
+    ev.set_defaults(fn=eval_command.run)
     return p
 
 

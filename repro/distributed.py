@@ -36,9 +36,12 @@ def init_from_env(backend: str | None = None) -> bool:
         return False
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend, init_method="env://")
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        # LOCAL_RANK indexes the node's GPUs; where Slurm binds one GPU per task, each task
+        # sees a single device, hence the modulo.
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local % max(torch.cuda.device_count(), 1))
+    dist.init_process_group(backend=backend, init_method="env://")
     return True
 
 

@@ -1,4 +1,4 @@
-"""Table specs: load and validate ``experiments/<paper>/<table>.yaml`` (no torch, no code execution).
+"""Table specs: load and validate ``experiments/<paper>/<table>.yaml`` (no torch, no code run).
 
 A spec says what the paper printed and how to recompute each cell at each scale. See
 ``experiments/README.md`` for the format. Every error names the file, the field and what is
@@ -77,8 +77,11 @@ class Table:
 _TOP = {
     "paper": str, "table": str, "title": str, "command": str, "notes": list,
     "columns": list, "rows": list, "recipes": dict, "evals": dict, "scales": dict,
-    "recipe_defaults": dict,
+    "recipe_defaults": dict, "include": list,
 }
+# What a shared file pulled in with `include:` may define (the including spec overrides it).
+_INCLUDABLE = {"recipes": dict, "recipe_defaults": dict, "evals": dict, "scales": dict,
+               "notes": list}
 _REQUIRED_TOP = ("paper", "table", "title", "columns", "rows", "scales")
 _COLUMN = {"id": str, "label": str, "eval": str, "metric": str, "scale_factor": (int, float),
            "digits": int}
@@ -160,6 +163,38 @@ def _check_recipe(path: Path, where: str, recipe: dict) -> None:
                         f"{', '.join(PRECISIONS)}")
 
 
+def _with_includes(path: Path, raw: dict) -> dict:
+    """Merge ``include:`` files (paths relative to the spec) under the spec's own keys."""
+    if not isinstance(raw, dict) or "include" not in raw:
+        return raw
+    merged: dict = {}
+    for i, rel in enumerate(raw["include"] if isinstance(raw["include"], list) else [None]):
+        if not isinstance(rel, str):
+            raise SpecError(f"{path}: include: expected a list of file paths")
+        inc = (path.parent / rel).resolve()
+        if not inc.exists():
+            raise SpecError(f"{path}: include[{i}]: no such file {inc}")
+        try:
+            body = yaml.safe_load(inc.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise SpecError(f"{inc}: not valid YAML: {err}") from None
+        _check_keys(inc, "<top>", body, _INCLUDABLE)
+        for key, value in body.items():
+            if key == "notes":
+                merged["notes"] = merged.get("notes", []) + value
+            else:
+                merged[key] = deep_merge(merged.get(key, {}), value)
+    own = {k: v for k, v in raw.items() if k != "include"}
+    for key, value in own.items():
+        if key == "notes" and "notes" in merged:
+            merged["notes"] = merged["notes"] + value
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_table(path: str | Path) -> Table:
     """Parse and validate a spec. YAML is read with ``safe_load``: no code runs."""
     path = Path(path)
@@ -169,6 +204,7 @@ def load_table(path: str | Path) -> Table:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
+    raw = _with_includes(path, raw)
     _check_keys(path, "<top>", raw, _TOP, required=_REQUIRED_TOP)
     if raw["paper"] not in PAPERS:
         raise SpecError(f"{path}: paper: {raw['paper']!r}; allowed: {', '.join(PAPERS)}")

@@ -42,7 +42,8 @@ def get(key: str, root: str | Path | None = None) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: corrupt record ({err}); delete it to recompute the job") from None
+        raise ValueError(f"{path}: corrupt record ({err}); delete it to recompute the job") \
+            from None
 
 
 def put(record: dict, root: str | Path | None = None) -> Path:

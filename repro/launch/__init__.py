@@ -4,6 +4,7 @@ spec -> jobs (repro.jobs) -> only the keys the store lacks -> submitit -> worker
 table. On debug/local, pretraining jobs run first (at most ``max_parallel`` at once) and
 evaluations after them; on slurm everything is submitted at once, each pretraining job's
 evaluations as one array that starts when it has finished (``afterok`` dependency).
+Importing this package imports no torch (``repro status`` uses it on a login node).
 """
 
 from __future__ import annotations
@@ -18,21 +19,31 @@ import submitit
 
 from repro import jobs as J
 from repro import store
-from repro.launch.data import prepare
+from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
 from repro.launch.worker import JobRunner, runs_root
 from repro.spec import EXECUTORS, Table
 
-LOG_ROOT_ENV = "REPRO_LOGS"
+# Command-line resource overrides that apply to evaluations as well as pretraining; the
+# others (GPUs, nodes, time, CPUs, memory) change the pretraining jobs only.
+SHARED_OVERRIDES = ("partition", "constraint", "account", "qos")
 
 
-def log_root(table: Table, scale: str) -> Path:
-    return Path(os.environ.get(LOG_ROOT_ENV) or "logs") / table.paper / table.table / scale
+def resources_for(job: J.Job, overrides: dict | None = None) -> dict:
+    """The spec's resources for ``job`` at its scale, with command-line ``overrides``.
+
+    NOTE: resources are not part of a job's key, so ``--gpus-per-node``/``--nodes`` change
+    the per-GPU batch (BN statistics, MoCo's shuffled BN) of a run stored under the same key;
+    the global batch size stays the recipe's.
+    """
+    res = dict(job.payload.get("resources", {}))
+    for key, value in (overrides or {}).items():
+        if value is not None and (job.kind == "pretrain" or key in SHARED_OVERRIDES):
+            res[key] = value
+    return res
 
 
 def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None) -> list[J.Job]:
     """Evaluations without a record, and the pretraining they need that has no encoders."""
-    from repro.train.pretrain import ENCODERS  # noqa: F401  (only the file name)
-
     todo_eval = [j for j in jobs if j.kind == "eval" and not store.has(j.key, store_dir)]
     needed = {d for j in todo_eval for d in j.deps}
     todo_pre = []
@@ -57,6 +68,8 @@ def executor_for(kind: str, folder: Path, resources: dict, threads: int | None =
         raise ValueError(f"executor {kind!r}; allowed: {', '.join(EXECUTORS)}")
     ex = submitit.AutoExecutor(folder=str(folder), cluster=kind)
     params = {"timeout_min": resources.get("timeout_min", 60)}
+    if kind == "local" and resources.get("tasks_per_node", 1) > 1:
+        params["tasks_per_node"] = resources["tasks_per_node"]  # e.g. DDP with gloo on CPU
     if kind == "slurm":
         gpus = resources.get("gpus_per_node", 0)
         params.update(
@@ -105,34 +118,43 @@ def _run_waves(executor_kind, folder, items, max_parallel, log, store_dir, runs_
 
 def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool = False,
            store_dir=None, runs_dir=None, max_parallel: int | None = None,
-           log=print) -> dict:
+           log=print, overrides: dict | None = None, resubmit_unknown: bool = False) -> dict:
+    """Run (debug/local) or submit (slurm) every job of ``table`` at ``scale`` that has no
+    record. ``overrides``: resources from the command line (``resources_for``)."""
     if scale not in table.scales:
         raise ValueError(f"{table.path}: unknown scale {scale!r}; allowed: "
                          f"{', '.join(table.scales)}")
     policy = table.scales[scale].get("data", "real")
     names = J.datasets_used(table, scale)
-    if dry_run:
+    if dry_run and policy == "real":
+        sources = {name: "real" for name in names}  # a real run stops if one is absent
+    elif dry_run:
         from repro.tables import source_candidates
 
         sources = source_candidates(table, scale)[-1]
     else:
+        from repro.launch.data import prepare  # imports torch(vision)
+
         sources = prepare(names, policy, log=log)
     jobs = J.expand(table, scale, sources)
     todo = missing_jobs(jobs, store_dir, runs_dir)
     n_pre = sum(j.kind == "pretrain" for j in todo)
     log(f"{table.path} at scale {scale}: {len(jobs)} jobs, {len(todo)} to run "
         f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")
+    folder = log_root(table, scale)
+    if executor == "slurm":
+        from repro.launch.slurm import submit_graph
+
+        out = submit_graph(table, scale, todo, sources, folder, store_dir, runs_dir, log,
+                           dry_run=dry_run, resubmit_unknown=resubmit_unknown,
+                           resources_for=lambda job: resources_for(job, overrides))
+        return {"jobs": jobs, **out}
     if dry_run:
         for j in todo:
             deps = f" after {', '.join(j.deps)}" if j.deps else ""
             log(f"  would run {j.kind:8s} {j.key} {j.label}{deps}")
         return {"jobs": jobs, "todo": todo, "failures": []}
-    folder = log_root(table, scale)
     folder.mkdir(parents=True, exist_ok=True)
-    if executor == "slurm":
-        from repro.launch.slurm import submit_graph
-
-        return submit_graph(table, scale, todo, sources, folder, store_dir, runs_dir, log)
     if max_parallel is None:
         threads = table.recipes and max(
             (table.recipe_at(r, scale).get("runtime", {}).get("threads") or 1)
@@ -143,7 +165,7 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         stage = [j for j in todo if j.kind == kind]
         failed_pre = {jd["key"] for jd, _ in failures}
         runnable = [j for j in stage if not set(j.deps) & failed_pre]
-        items = [(job_dict(j, table, scale, sources), j.payload.get("resources", {}))
+        items = [(job_dict(j, table, scale, sources), resources_for(j, overrides))
                  for j in runnable]
         failures += _run_waves(executor, folder, items, max_parallel, log, store_dir, runs_dir)
     status = {"submitted": len(todo), "failed": [jd["label"] for jd, _ in failures]}

@@ -1,53 +1,192 @@
 """Submit a table's missing jobs to Slurm and return at once.
 
-Each pretraining job is one Slurm job with its recipe's resources; the evaluations of one
+Each pretraining job is one Slurm job with its recipe's resources (one task per GPU; the
+worker sets torch.distributed up from submitit's job environment). The evaluations of one
 pretraining job form one job array that starts after it finished (``afterok``). What was
-submitted is recorded in ``<logs>/submitted.json`` so ``repro status`` can reconcile the
-scheduler's view with the store.
+submitted is recorded in ``<logs>/submitted.json``; before submitting, the previous
+submissions are reconciled with ``sacct`` (``repro.launch.status``), so a job Slurm still
+holds (pending, running, requeued) is never submitted twice, and one that ended without a
+record is submitted again.
+
+Requeue: pretraining and evaluation jobs are ``submitit.helpers.Checkpointable``; on
+``SIGUSR2`` (sent ``signal_delay_s`` before the time limit, or at preemption where Slurm is
+configured to) submitit requeues the same call, and pretraining resumes from its last
+checkpoint. ``--requeue`` also lets Slurm requeue a preempted or node-failed job itself.
 """
 
 from __future__ import annotations
 
-import json
+import subprocess
 from pathlib import Path
 
-from repro.launch import executor_for, job_dict
+import submitit
+
+from repro.launch.status import job_statuses, read_submitted, sacct_states, write_submitted
 from repro.launch.worker import JobRunner
 
+# A pretraining run longer than its time limit resumes in a new allocation this many times.
+MAX_TIMEOUTS = 30
+SHARED_KEYS = ("partition", "constraint", "account", "qos")
 
-def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir, log) -> dict:
-    submitted = {}
-    pre_ids = {}
-    for job in [j for j in todo if j.kind == "pretrain"]:
-        ex = executor_for("slurm", folder, job.payload.get("resources", {}))
-        ex.update_parameters(name=f"repro-pre-{job.key[:8]}")
-        sub = ex.submit(JobRunner(), job_dict(job, table, scale, sources), store_dir, runs_dir)
-        pre_ids[job.key] = sub.job_id
-        submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "pretrain",
-                              "stdout": str(sub.paths.stdout), "stderr": str(sub.paths.stderr)}
-        log(f"submitted {job.label}: slurm job {sub.job_id}")
-    by_pre: dict[str, list] = {}
-    for job in [j for j in todo if j.kind == "eval"]:
-        by_pre.setdefault(job.deps[0], []).append(job)
-    for pre_key, group in by_pre.items():
-        res = group[0].payload.get("resources", {})
-        ex = executor_for("slurm", folder, res)
-        extra = {"dependency": f"afterok:{pre_ids[pre_key]}"} if pre_key in pre_ids else {}
-        ex.update_parameters(name=f"repro-eval-{pre_key[:8]}", slurm_additional_parameters=extra)
-        with ex.batch():
-            subs = [ex.submit(JobRunner(), job_dict(j, table, scale, sources), store_dir,
-                              runs_dir) for j in group]
-        for job, sub in zip(group, subs):
-            submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "eval",
-                                  "after": pre_ids.get(pre_key),
+
+def slurm_parameters(resources: dict, kind: str, name: str) -> dict:
+    """SlurmExecutor parameters (sbatch names) for one job of ``kind`` (pretrain | eval)."""
+    gpus = int(resources.get("gpus_per_node", 0))
+    params = {
+        "job_name": name,
+        "time": int(resources.get("timeout_min", 60)),
+        "nodes": int(resources.get("nodes", 1)),
+        # one process per GPU for DDP pretraining; an evaluation is one process
+        "ntasks_per_node": max(gpus, 1) if kind == "pretrain" else 1,
+        "cpus_per_task": int(resources.get("cpus_per_task", 10)),
+        "mem": _mem(resources.get("mem_gb", 64)),
+        "additional_parameters": {"requeue": True},
+    }
+    if gpus:
+        params["gpus_per_node"] = gpus
+    for key in SHARED_KEYS:
+        if resources.get(key):
+            params[key] = resources[key]
+    if resources.get("array_parallelism"):
+        params["array_parallelism"] = int(resources["array_parallelism"])
+    return params
+
+
+def _mem(gb: float) -> str:
+    # SlurmExecutor passes ``mem`` to sbatch as is, where a bare number means megabytes
+    return f"{int(gb)}GB" if float(gb).is_integer() else f"{int(gb * 1024)}MB"
+
+
+class ScriptOnlySlurmExecutor(submitit.SlurmExecutor):
+    """Writes the sbatch script submitit would submit, without a Slurm installation."""
+
+    @classmethod
+    def affinity(cls) -> int:  # SlurmExecutor refuses to start when ``srun`` is missing
+        return 1
+
+
+def sbatch_script(folder: Path, params: dict, array_size: int | None = None) -> str:
+    ex = ScriptOnlySlurmExecutor(folder)
+    ex.update_parameters(**params)
+    if array_size and array_size > 1:
+        ex.parameters["map_count"] = array_size  # what submitit sets for ``batch()`` arrays
+    return ex._make_submission_file_text(ex._submitit_command_str, "dry-run")
+
+
+def _describe(params: dict) -> str:
+    gpus = params.get("gpus_per_node", 0)
+    where = f", partition {params['partition']}" if params.get("partition") else ""
+    return (f"{params['nodes']} node(s) x {gpus} GPU(s), {params['ntasks_per_node']} task(s)/node, "
+            f"{params['time']} min{where}")
+
+
+def _plan(todo, submitted_before, states, resubmit_unknown, log):
+    """Split ``todo`` into what to submit and what Slurm still holds; returns
+    (to_submit, held {key: job id}, to_cancel [job ids])."""
+    statuses = job_statuses(todo, submitted_before, states, check_store=False)
+    to_submit, held, to_cancel = [], {}, []
+    skipped_pre = set()
+    for job in todo:
+        st = statuses[job.key]
+        if job.deps and job.deps[0] in skipped_pre:
+            log(f"skip {job.label}: its pretraining {job.deps[0][:8]} is in an unknown state")
+            continue
+        if st.active:
+            held[job.key] = st.job_id
+            log(f"skip {job.label}: {st.state} as Slurm job {st.job_id}")
+            continue
+        if st.state == "unknown" and not resubmit_unknown:
+            log(f"skip {job.label}: Slurm job {st.job_id} is unknown to sacct; "
+                "pass --resubmit-unknown to submit it again")
+            if job.kind == "pretrain":
+                skipped_pre.add(job.key)
+            continue
+        if st.state == "blocked":
+            to_cancel.append(st.job_id)
+        if st.state in ("failed", "blocked"):
+            log(f"resubmit {job.label}: previous Slurm job {st.job_id} {st.state} "
+                f"({st.slurm_state}; log: {st.log})")
+        to_submit.append(job)
+    return to_submit, held, to_cancel
+
+
+def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir, log, *,
+                 dry_run: bool = False, resources_for=None,
+                 resubmit_unknown: bool = False) -> dict:
+    from repro.launch import job_dict
+
+    resources_for = resources_for or (lambda job: job.payload.get("resources", {}))
+    before = read_submitted(folder)
+    prev = [before[j.key]["job_id"] for j in todo if j.key in before]
+    states = sacct_states(prev) if prev else {}
+    if states is None:
+        log("sacct is not available: previous submissions are in an unknown state")
+    to_submit, held, to_cancel = _plan(todo, before, states, resubmit_unknown, log)
+    submitted: dict[str, dict] = {}
+    pre_ids = dict(held)  # pretraining key -> Slurm job id that evaluations wait for
+    scripts: list[tuple[str, str]] = []
+
+    if to_cancel and not dry_run:
+        subprocess.run(["scancel", *to_cancel], check=False)
+        log(f"cancelled {len(to_cancel)} evaluation(s) waiting on failed pretraining: "
+            f"{', '.join(to_cancel)}")
+    graph = []
+    for n, job in enumerate([j for j in to_submit if j.kind == "pretrain"], start=1):
+        params = slurm_parameters(resources_for(job), "pretrain", f"repro-pre-{job.key[:8]}")
+        if dry_run:
+            pre_ids[job.key] = f"<pretrain-{n}>"
+            scripts.append((f"{pre_ids[job.key]} {job.label}", sbatch_script(folder, params)))
+        else:
+            ex = submitit.SlurmExecutor(folder, max_num_timeout=MAX_TIMEOUTS)
+            ex.update_parameters(**params)
+            sub = ex.submit(JobRunner(), job_dict(job, table, scale, sources), store_dir,
+                            runs_dir)
+            pre_ids[job.key] = sub.job_id
+            submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "pretrain",
                                   "stdout": str(sub.paths.stdout),
                                   "stderr": str(sub.paths.stderr)}
-        after = f" after {pre_ids[pre_key]}" if pre_key in pre_ids else ""
-        log(f"submitted {len(group)} evaluations of {pre_key[:8]} as array "
-            f"{subs[0].job_id.split('_')[0]}{after}")
-    path = folder / "submitted.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
-    old.update(submitted)
-    path.write_text(json.dumps(old, indent=1, sort_keys=True))
-    log(f"logs in {folder}; submitted jobs recorded in {path}")
-    return {"todo": todo, "submitted": submitted, "failures": []}
+        graph.append(f"{pre_ids[job.key]}  {job.label} [{job.key}]: {_describe(params)}")
+
+    by_pre: dict[str, list] = {}
+    for job in [j for j in to_submit if j.kind == "eval"]:
+        by_pre.setdefault(job.deps[0], []).append(job)
+    for n, (pre_key, group) in enumerate(by_pre.items(), start=1):
+        params = slurm_parameters(resources_for(group[0]), "eval", f"repro-eval-{pre_key[:8]}")
+        after = pre_ids.get(pre_key)
+        if after:
+            params["dependency"] = f"afterok:{after}"
+        if dry_run:
+            scripts.append((f"array of {len(group)} evaluation(s) of {pre_key[:8]}",
+                            sbatch_script(folder, params, len(group))))
+            array_id = f"<array-{n}>"
+        else:
+            ex = submitit.SlurmExecutor(folder, max_num_timeout=MAX_TIMEOUTS)
+            ex.update_parameters(**params)
+            with ex.batch():
+                subs = [ex.submit(JobRunner(), job_dict(j, table, scale, sources), store_dir,
+                                  runs_dir) for j in group]
+            for job, sub in zip(group, subs):
+                submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "eval",
+                                      "after": after, "stdout": str(sub.paths.stdout),
+                                      "stderr": str(sub.paths.stderr)}
+            array_id = subs[0].job_id.split("_")[0]
+        wait = f" after {after}" if after else ""
+        graph.append(f"{array_id}  array of {len(group)}{wait}: "
+                     + "; ".join(j.label for j in group))
+    verb = "would submit" if dry_run else "submitted"
+    log(f"{verb} {sum(j.kind == 'pretrain' for j in to_submit)} pretraining job(s) and "
+        f"{len(by_pre)} evaluation array(s) ({len(to_submit)} jobs); "
+        f"{len(held)} already held by Slurm")
+    for line in graph:
+        log(f"  {line}")
+    if dry_run:
+        for title, text in scripts:
+            log(f"----- sbatch script: {title} -----\n{text}")
+        log(f"logs would go to {folder}")
+    else:
+        if submitted:
+            path = write_submitted(folder, submitted)
+            log(f"logs in {folder}; submitted jobs recorded in {path}")
+        log(f"follow progress with: repro status {table.path} --scale {scale}")
+    return {"todo": todo, "to_submit": to_submit, "held": held, "submitted": submitted,
+            "cancelled": [] if dry_run else to_cancel, "scripts": scripts, "failures": []}

@@ -3,7 +3,8 @@
 For each of the M clusterings, query v_i is pulled to its prototype c_s and pushed from r
 negative prototypes, each similarity scaled by its prototype's concentration phi (eq. 12):
 
-    -1/M sum_m log exp(v_i . c_s^m / phi_s^m) / sum_{j in {s} u negatives} exp(v_i . c_j^m / phi_j^m)
+    -1/M sum_m log [exp(v_i . c_s^m / phi_s^m)
+                    / sum_{j in {s} u negatives} exp(v_i . c_j^m / phi_j^m)]
 
 The full ProtoNCE adds the InfoNCE term (eq. 1), which the method adds itself.
 

@@ -95,6 +95,6 @@ def forward_shuffled_bn(encoder: nn.Module, x: torch.Tensor, bn_splits: int) -> 
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
-    """target <- m * target + (1 - m) * online, on parameters (BN statistics stay the target's own)."""
+    """target <- m * target + (1 - m) * online on parameters; BN statistics stay the target's."""
     for p_o, p_t in zip(online.parameters(), target.parameters()):
         p_t.mul_(m).add_(p_o.detach(), alpha=1.0 - m)

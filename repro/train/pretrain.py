@@ -124,11 +124,13 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
     if runtime.get("threads"):
         torch.set_num_threads(int(runtime["threads"]))
     D.init_from_env()
-    device = torch.device(runtime.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(runtime.get("device") or default_device)
     optim = recipe["optim"]
     world = D.world_size()
     if optim["batch_size"] % world:
-        raise ValueError(f"optim.batch_size {optim['batch_size']} is not divisible by {world} ranks")
+        raise ValueError(f"optim.batch_size {optim['batch_size']} is not divisible by "
+                         f"{world} ranks")
 
     seed_everything(seed)
     method = build_method(recipe).to(device)

@@ -8,7 +8,7 @@ from repro.eval import PROTOCOL_INPUTS, PROTOCOLS
 
 
 def test_inputs_cover_registry_exactly():
-    assert sorted(PROTOCOL_INPUTS) == PROTOCOLS.names()
+    assert list(PROTOCOL_INPUTS) == sorted(PROTOCOL_INPUTS) == PROTOCOLS.names()
     assert set(PROTOCOL_INPUTS.values()) <= {"features", "model"}
 
 

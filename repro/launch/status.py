@@ -1,0 +1,215 @@
+"""Where every job of a table stands: the store, what was submitted, and Slurm's view (no torch).
+
+A job is *stored* when the store has its record, whatever the scheduler says: a record is
+written only by a job that finished. Otherwise its last submission (``submitted.json`` in the
+table's log folder) and ``sacct`` decide: *running* or *pending* while Slurm still holds it,
+*failed* when it ended without a record (``COMPLETED`` without a record counts as failed too),
+*blocked* when it waits on a pretraining job that failed, *missing* when it was never
+submitted, and *unknown* when ``sacct`` has no trace of a job we submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro import jobs as J
+from repro import store
+from repro.spec import Table
+
+SUBMITTED = "submitted.json"
+LOG_ROOT_ENV = "REPRO_LOGS"
+
+# Slurm states in which the scheduler still owns the job: never submit its key again.
+ACTIVE = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED",
+    "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED",
+    "SPECIAL_EXIT",
+})
+# Final states. PREEMPTED is final in sacct (a job Slurm requeues shows REQUEUED/PENDING).
+ENDED = frozenset({
+    "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+    "BOOT_FAIL", "DEADLINE", "REVOKED",
+})
+
+
+def log_root(table: Table, scale: str) -> Path:
+    return Path(os.environ.get(LOG_ROOT_ENV) or "logs") / table.paper / table.table / scale
+
+
+def read_submitted(folder: Path) -> dict[str, dict]:
+    path = Path(folder) / SUBMITTED
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_submitted(folder: Path, entries: dict[str, dict]) -> Path:
+    """Merge ``entries`` (key -> submission) into ``submitted.json``, atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SUBMITTED
+    merged = {**read_submitted(folder), **entries}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{SUBMITTED}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(merged, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def parse_sacct(text: str) -> dict[str, str]:
+    """``sacct --parsable2`` output -> {job id: first word of State}; arrays are expanded
+    (``12_[0-3]`` gives 12_0 .. 12_3) and job steps (``12.batch``) skipped."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return {}
+    names = lines[0].split("|")
+    out: dict[str, str] = {}
+    for line in lines[1:]:
+        row = dict(zip(names, line.split("|")))
+        jid, state = row.get("JobID", "").strip(), row.get("State", "").strip()
+        if not jid or "." in jid or not state:
+            continue
+        state = state.split()[0]  # "CANCELLED by 1000" -> CANCELLED
+        if "_[" in jid:  # pending array tasks: 12_[0-3%2] or 12_[1,4]
+            main, spec = jid.split("_[", 1)
+            for part in spec.rstrip("]").split("%")[0].split(","):
+                lo, _, hi = part.partition("-")
+                for i in range(int(lo), int(hi or lo) + 1):
+                    out[f"{main}_{i}"] = state
+        else:
+            out[jid] = state  # later lines (the newest attempt) win
+    return out
+
+
+def sacct_states(job_ids, timeout_s: float = 60) -> dict[str, str] | None:
+    """Slurm's state of each job id (array tasks as ``<array>_<index>``); None without sacct."""
+    mains = sorted({str(j).split("_")[0] for j in job_ids if j})
+    if not mains:
+        return {}
+    if shutil.which("sacct") is None:
+        return None
+    # -S: sacct otherwise only shows jobs that started today on some Slurm versions.
+    cmd = ["sacct", "-X", "--parsable2", "-o", "JobID,State", "-S", "1970-01-01"]
+    for jid in mains:
+        cmd += ["-j", jid]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_sacct(out.stdout)
+
+
+@dataclass
+class JobStatus:
+    job: J.Job
+    state: str  # stored | running | pending | failed | blocked | missing | unknown
+    job_id: str | None = None
+    slurm_state: str | None = None
+    log: str | None = None  # stderr of a failed job (or of the pretraining that blocks it)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "pending")
+
+
+def _from_scheduler(job: J.Job, entry: dict | None, states: dict[str, str] | None) -> JobStatus:
+    if entry is None:
+        return JobStatus(job, "missing")
+    jid = entry["job_id"]
+    slurm = None if states is None else states.get(jid)
+    st = JobStatus(job, "unknown", job_id=jid, slurm_state=slurm)
+    if slurm is None:
+        return st
+    if slurm == "RUNNING" or slurm == "COMPLETING":
+        st.state = "running"
+    elif slurm in ACTIVE:
+        st.state = "pending"
+    else:  # ended (COMPLETED included: a job that finished well has a record)
+        st.state, st.log = "failed", entry.get("stderr")
+    return st
+
+
+def job_statuses(jobs: list[J.Job], submitted: dict[str, dict],
+                 states: dict[str, str] | None, store_dir=None,
+                 check_store: bool = True) -> dict[str, JobStatus]:
+    """Reconcile store, submissions and scheduler for every job (key -> JobStatus).
+
+    ``check_store=False`` reports the scheduler's view only (for jobs known to need a run).
+    """
+    out: dict[str, JobStatus] = {}
+    for job in jobs:  # pretraining jobs come first in ``jobs``
+        if check_store and store.has(job.key, store_dir):
+            out[job.key] = JobStatus(job, "stored", job_id=submitted.get(job.key, {}).get("job_id"))
+            continue
+        st = _from_scheduler(job, submitted.get(job.key), states)
+        if st.state == "pending" and job.deps:
+            pre = out.get(job.deps[0])
+            if pre is not None and pre.state == "failed":
+                st.state, st.log = "blocked", pre.log  # afterok can never be satisfied
+        out[job.key] = st
+    return out
+
+
+def choose_sources(table: Table, scale: str, submitted: dict, store_dir=None) -> dict[str, str]:
+    """The {dataset: real|synthetic} map whose job keys we know best (stored or submitted)."""
+    from repro.tables import source_candidates
+
+    best, best_n = None, -1
+    for cand in source_candidates(table, scale):
+        n = sum(store.has(j.key, store_dir) or j.key in submitted
+                for j in J.expand(table, scale, cand))
+        if n > best_n:
+            best, best_n = cand, n
+    return best
+
+
+def table_status(table: Table, scale: str, store_dir=None, states=...) -> dict:
+    """Every job's status; ``states`` defaults to asking sacct about what was submitted."""
+    folder = log_root(table, scale)
+    submitted = read_submitted(folder)
+    sources = choose_sources(table, scale, submitted, store_dir)
+    jobs = J.expand(table, scale, sources)
+    if states is ...:
+        states = sacct_states(submitted[j.key]["job_id"] for j in jobs if j.key in submitted)
+    return {"jobs": jobs, "statuses": job_statuses(jobs, submitted, states, store_dir),
+            "folder": folder, "sacct": states is not None, "sources": sources}
+
+
+def format_status(table: Table, scale: str, result: dict) -> str:
+    """One line per cell and seed, then the pretraining jobs and a count per state."""
+    from tabulate import tabulate
+
+    statuses = result["statuses"]
+    rows = []
+    for job in result["jobs"]:
+        if job.kind != "eval":
+            continue
+        st, pre = statuses[job.key], statuses[job.deps[0]]
+        state, detail = st.state, st.log or ""
+        if st.state == "missing" and pre.active:  # submitted with its pretraining later on
+            state, detail = "pending", f"waiting for pretraining {pre.job_id} ({pre.state})"
+        elif st.state in ("missing", "blocked") and pre.state == "failed":
+            detail = f"pretraining failed: {pre.log}"
+        for row, col in job.cells:
+            rows.append([row, col, job.seed, state, st.job_id or "", st.slurm_state or "",
+                         detail])
+    pre_rows = [[statuses[j.key].job.label, statuses[j.key].state, statuses[j.key].job_id or "",
+                 statuses[j.key].slurm_state or "", statuses[j.key].log or ""]
+                for j in result["jobs"] if j.kind == "pretrain"]
+    counts: dict[str, int] = {}
+    for st in statuses.values():
+        counts[st.state] = counts.get(st.state, 0) + 1
+    lines = [f"{table.path} at scale {scale}: " + ", ".join(
+        f"{n} {state}" for state, n in sorted(counts.items())) + f" (of {len(statuses)} jobs)"]
+    if not result["sacct"]:
+        lines.append("sacct is not available: submitted jobs without a record show as unknown")
+    lines += ["", tabulate(rows, ["row", "column", "seed", "state", "slurm job", "slurm state",
+                                 "log / detail"], tablefmt="github"), "",
+              tabulate(pre_rows, ["pretraining", "state", "slurm job", "slurm state", "log"],
+                       tablefmt="github"),
+              "", f"submissions recorded in {result['folder'] / SUBMITTED}"]
+    return "\n".join(lines)
