@@ -95,8 +95,7 @@ def batch_shuffle(x: torch.Tensor, generator: torch.Generator | None = None):
     if not is_distributed() or world_size() == 1:
         perm = torch.randperm(x.shape[0], device=x.device, generator=generator)
         return x[perm], torch.argsort(perm)
-    local = x.shape[0]
-    x_all = concat_all_gather(x)  # (world*local) x ...
+    x_all = concat_all_gather(x)  # (world*N) x ...
     perm = torch.randperm(x_all.shape[0], device=x.device, generator=generator)
     dist.broadcast(perm, src=0)
     idx_unshuffle = torch.argsort(perm)

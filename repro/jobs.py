@@ -90,7 +90,7 @@ def expand(table: Table, scale: str, sources: dict[str, str]) -> list[Job]:
             pre = pretrain_job(table, row.recipe, scale, seed, sources)
             pre = pretrain.setdefault(pre.key, pre)
             for col in table.columns:
-                if col.eval is None:
+                if col.eval is None or col.id not in row.evaluate:
                     continue
                 job = eval_job(table, col.eval, scale, pre, sources)
                 job = evals.setdefault(job.key, job)

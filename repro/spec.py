@@ -44,6 +44,9 @@ class Row:
     recipe: str | None  # None: reference-only (quoted from other work)
     paper: dict[str, str]  # column id -> the value exactly as printed
     info: dict[str, str] = field(default_factory=dict)
+    # Result columns computed for this row (trained rows only). Default: every result column
+    # whose printed value is not "" ("" = the paper's table has no such cell for this row).
+    evaluate: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,7 +88,7 @@ _INCLUDABLE = {"recipes": dict, "recipe_defaults": dict, "evals": dict, "scales"
 _REQUIRED_TOP = ("paper", "table", "title", "columns", "rows", "scales")
 _COLUMN = {"id": str, "label": str, "eval": str, "metric": str, "scale_factor": (int, float),
            "digits": int}
-_ROW = {"name": str, "recipe": str, "paper": dict, "info": dict}
+_ROW = {"name": str, "recipe": str, "paper": dict, "info": dict, "evaluate": list}
 _SCALE = {"seeds": list, "description": str, "resources": dict, "data": str}
 _RECIPE = {"method": str, "params": dict, "backbone": dict, "data": dict, "views": dict,
            "optim": dict, "runtime": dict}
@@ -289,9 +292,18 @@ def load_table(path: str | Path) -> Table:
                                 f"allowed: {', '.join(col_ids)}")
         if row.get("recipe") and any(r.name == row["name"] and r.recipe for r in rows):
             raise SpecError(f"{path}: rows[{i}].name: {row['name']!r} is used twice")
-        rows.append(Row(name=row["name"], recipe=row.get("recipe"),
-                        paper={k: str(v) for k, v in row["paper"].items()},
-                        info={k: str(v) for k, v in row.get("info", {}).items()}))
+        paper = {k: str(v) for k, v in row["paper"].items()}
+        eval_ids = [c.id for c in columns if c.eval]
+        evaluate = row.get("evaluate")
+        if evaluate is None:
+            evaluate = [c for c in eval_ids if paper.get(c) != ""]
+        for key in evaluate:
+            if key not in eval_ids:
+                raise SpecError(f"{path}: rows[{i}].evaluate: {key!r} is not a result column; "
+                                f"allowed: {', '.join(eval_ids)}")
+        rows.append(Row(name=row["name"], recipe=row.get("recipe"), paper=paper,
+                        info={k: str(v) for k, v in row.get("info", {}).items()},
+                        evaluate=list(evaluate) if row.get("recipe") else []))
     return Table(path=path, paper=raw["paper"], table=raw["table"], title=raw["title"],
                  columns=columns, rows=rows, recipes=recipes, evals=evals, scales=scales,
                  notes=list(raw.get("notes", [])), command=raw.get("command", ""))

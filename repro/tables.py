@@ -88,6 +88,9 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
             if row.recipe is None:
                 line += [printed, "(quoted)", ""]
                 continue
+            if c.id not in row.evaluate:
+                line += [printed, "", ""]
+                continue
             vals = cells.get((row.name, c.id), [])
             n_expected = len(table.scales[scale]["seeds"])
             if not vals:

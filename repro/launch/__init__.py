@@ -50,7 +50,8 @@ def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None) -> list[J.Job
     for j in jobs:
         if j.kind != "pretrain":
             continue
-        done = store.has(j.key, store_dir) and (runs_root(runs_dir) / j.key / "encoders.pt").exists()
+        encoders = runs_root(runs_dir) / j.key / "encoders.pt"  # pretrain.ENCODERS; no torch
+        done = store.has(j.key, store_dir) and encoders.exists()
         if (j.key in needed and not done) or not store.has(j.key, store_dir):
             todo_pre.append(j)
     return todo_pre + todo_eval

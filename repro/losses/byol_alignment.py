@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 
 def positive_sampling(z: torch.Tensor, sigma: float) -> torch.Tensor:
-    """ProPos eq. 9: v = z + sigma * eps with the reparametrisation trick (z: N x C, unnormalised)."""
+    """ProPos eq. 9: v = z + sigma * eps, reparametrised (z: N x C, unnormalised)."""
     if sigma <= 0:
         return z
     return z + sigma * torch.randn_like(z)

@@ -22,10 +22,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from repro.distributed import concat_all_gather, gather_with_grad
 from repro.losses.info_nce import info_nce_logits
 from repro.losses.pauc_terms import (
-    prototype_alignment, prototype_correlation, prototype_uniformity,
+    prototype_alignment,
+    prototype_correlation,
+    prototype_uniformity,
 )
 from repro.losses.proto_nce import proto_nce_loss
 from repro.losses.proto_scattering import cluster_centres

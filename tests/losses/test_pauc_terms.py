@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from repro.losses.pauc_terms import (
-    prototype_alignment, prototype_correlation, prototype_uniformity,
+    prototype_alignment,
+    prototype_correlation,
+    prototype_uniformity,
 )
 from repro.methods.pauc import PAUCConfig, pauc_prototype_terms
 

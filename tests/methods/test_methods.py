@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 import torch
+from tiny_methods import BACKBONE, TINY_PARAMS, tiny_images
 
 from repro.methods import METHODS
 from repro.methods.base import ConfigError, EpochContext
 from repro.train.pretrain import build_method, build_optimizer
-from tiny_methods import BACKBONE, TINY_PARAMS, tiny_images
 
 NAMES = METHODS.names()
 # BYOL-style losses chase a moving target and SwAV's codes move with the prototypes: for

@@ -8,8 +8,8 @@ import torch
 from tiny_methods import BACKBONE, TINY_PARAMS
 
 from repro.methods import METHODS
-from repro.train.pretrain import CHECKPOINT, pretrain
 from repro.train.checkpoint import load
+from repro.train.pretrain import CHECKPOINT, pretrain
 
 # Extra cases: ProPos with an E-step every 2 epochs (the resumed epoch must reuse the saved
 # pseudo-labels), with its memory queue and cluster-size resampling; CARL with LARS.

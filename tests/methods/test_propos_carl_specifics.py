@@ -1,0 +1,58 @@
+"""Schedule-dependent behaviour of ProPos/BYOL and CARL that the generic tests do not see."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tiny_methods import BACKBONE, TINY_PARAMS, tiny_images
+
+from repro.methods.base import EpochContext
+from repro.train.pretrain import build_method
+
+
+def _build(name: str, **extra):
+    torch.manual_seed(0)
+    return build_method({"method": name, "params": {**TINY_PARAMS[name], **extra},
+                         "backbone": BACKBONE})
+
+
+def _ctx(images, epoch, calls):
+    def extract(module):
+        calls.append(epoch)
+        with torch.no_grad():
+            return module.eval()(images)
+
+    return EpochContext(epoch=epoch, total_epochs=10, num_samples=len(images), extract=extract)
+
+
+def test_propos_warmup_estep_cadence_and_psl():
+    images = tiny_images(32)
+    method = _build("propos", warmup_epochs=2, reassign_every=2)
+    calls = []
+    for epoch in range(5):
+        method.on_epoch_start(_ctx(images, epoch, calls))
+    assert calls == [2, 4]  # none during warm-up, then every r = 2 epochs
+    assert method.pseudo_labels.shape == (32,)
+    views = [images[:16], torch.flip(images[:16], dims=[3])]
+    method.train()
+    assert "psl" not in method(views, torch.arange(16), epoch=1)  # warm-up: BYOL only
+    out = method(views, torch.arange(16), epoch=2)
+    assert "psl" in out and torch.isfinite(out["psl"])
+
+
+def test_byol_predictor_lr_and_momentum_schedule():
+    method = _build("byol", momentum_increase=True)
+    groups = method.param_groups()
+    assert groups[1]["lr_scale"] == 10.0
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in method.predictor.parameters()}
+    assert math.isclose(method.ema_momentum(0.0), 0.996)
+    assert math.isclose(method.ema_momentum(1.0), 1.0)
+    assert _build("byol").ema_momentum(0.7) == 0.996  # authors' CIFAR configs: constant
+
+
+def test_carl_lambda_decays_over_epochs():
+    method = _build("carl", lambda_a=1.0, lambda_b=3.0, lambda_decay_epochs=4)
+    views = [tiny_images(8), tiny_images(8, seed=1)]
+    lams = [method(views, torch.arange(8), epoch)["lambda_e"] for epoch in (0, 2, 4, 9)]
+    assert lams == [3.0, 2.0, 1.0, 1.0]
