@@ -8,7 +8,7 @@ PAPER ?= pcl
 # torch/torchvision: the releases that install offline on our machines (see README).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test smoke bench lint clean-venv
+.PHONY: venv test smoke bench lint clean-venv status
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,9 +19,14 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# make table3 [PAPER=pcl] [SCALE=smoke|paper] [EXECUTOR=local|debug|slurm]
+# make table3 [PAPER=pcl] [SCALE=smoke|paper] [EXECUTOR=local|debug|slurm] [ARGS="--partition gpu"]
 table%: venv
-	$(REPRO) launch experiments/$(PAPER)/table$*.yaml --scale $(SCALE) --executor $(EXECUTOR)
+	$(REPRO) launch experiments/$(PAPER)/table$*.yaml --scale $(SCALE) --executor $(EXECUTOR) $(ARGS)
+
+# make status TABLE=3 [PAPER=pcl] [SCALE=paper]: per cell stored/running/pending/failed
+TABLE ?= 3
+status: venv
+	$(REPRO) status experiments/$(PAPER)/table$(TABLE).yaml --scale $(SCALE)
 
 test: venv
 	$(PY) -m pytest -q
