@@ -24,9 +24,8 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from repro.eval.linear_probe import _loader, evaluate_topk
+from repro.eval.linear_probe import _loader, evaluate_topk, train_classifier
 from repro.eval.types import ModelData
 
 
@@ -98,18 +97,9 @@ def _finetune(backbone, data: ModelData, *, seed, device, label_fraction, split_
     )
     train_loader = _loader(torch.utils.data.Subset(data.train, rows.tolist()), batch_size,
                            True, seed, num_workers)
-    for epoch in range(epochs):
-        scale = gamma ** sum(epoch >= m for m in milestones)
-        for group in opt.param_groups:
-            group["lr"] = group["base"] * scale
-        model.train()
-        for b, (images, target, _) in enumerate(train_loader):
-            if limit_batches is not None and b >= limit_batches:
-                break
-            loss = F.cross_entropy(model(images.to(device)), target.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    train_classifier(model, opt, train_loader, epochs=epochs, lr=lr_head,
+                     milestones=milestones, gamma=gamma, device=device,
+                     limit_batches=limit_batches)
     test_loader = _loader(data.test, batch_size, False, seed, num_workers)
     out = evaluate_topk(model, test_loader, topk, device, limit_batches)
     index = getattr(data.train, "indices", None)

@@ -38,9 +38,26 @@ def _labels(f: Features, name: str) -> np.ndarray:
 
 
 def _step_lr(optimizer, epoch: int, lr: float, milestones: Sequence[int], gamma: float):
-    scaled = lr * gamma ** sum(epoch >= m for m in milestones)
+    """Step schedule; a group with its own ``base`` lr (fine-tuning) is scaled from that."""
+    factor = gamma ** sum(epoch >= m for m in milestones)
     for group in optimizer.param_groups:
-        group["lr"] = scaled
+        group["lr"] = group.get("base", lr) * factor
+
+
+def train_classifier(model: nn.Module, opt, loader, *, epochs: int, lr: float,
+                     milestones: Sequence[int], gamma: float, device: str,
+                     limit_batches: int | None = None) -> None:
+    """Supervised cross-entropy epochs with a step schedule (probes and fine-tuning)."""
+    for epoch in range(epochs):
+        _step_lr(opt, epoch, lr, milestones, gamma)
+        model.train()
+        for b, (images, target, _) in enumerate(loader):
+            if limit_batches is not None and b >= limit_batches:
+                break
+            loss = F.cross_entropy(model(images.to(device)), target.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
 
 def _selection(epochs: int, lr: float) -> dict:
@@ -193,16 +210,8 @@ def linear_probe_augmented(
     opt = torch.optim.SGD(model.head.parameters(), lr=lr, momentum=momentum,
                           weight_decay=weight_decay)
     train_loader = _loader(data.train, batch_size, True, seed, num_workers)
-    for epoch in range(epochs):
-        _step_lr(opt, epoch, lr, milestones, gamma)
-        model.train()
-        for b, (images, target, _) in enumerate(train_loader):
-            if limit_batches is not None and b >= limit_batches:
-                break
-            loss = F.cross_entropy(model(images.to(device)), target.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    train_classifier(model, opt, train_loader, epochs=epochs, lr=lr, milestones=milestones,
+                     gamma=gamma, device=device, limit_batches=limit_batches)
     test_loader = _loader(data.test, batch_size, False, seed, num_workers)
     out = evaluate_topk(model, test_loader, topk, device, limit_batches)
     out["selection"] = _selection(epochs, lr)

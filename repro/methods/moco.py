@@ -73,14 +73,21 @@ class MoCo(Method):
     def embed_key(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(forward_shuffled_bn(self.encoder_k, x, self.cfg.bn_splits), dim=1)
 
-    def forward(self, views, index, epoch):
+    def instance_step(self, views) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """InfoNCE on (query, key) = (views[0], views[1]); enqueues the keys.
+
+        Returns query and key embeddings (N x C each, for prototype terms) and the loss dict.
+        """
         q = self.embed_query(views[0])  # N x C
         k = self.embed_key(views[1])  # N x C
         logits, targets = info_nce_logits(q, k, self.queue.clone().detach(), self.cfg.temperature)
         loss = F.cross_entropy(logits, targets)
         self._dequeue_and_enqueue(k)
         acc = (logits.argmax(dim=1) == targets).float().mean()
-        return {"loss": loss, "info_nce": loss.detach(), "inst_acc": acc}
+        return q, k, {"loss": loss, "info_nce": loss.detach(), "inst_acc": acc}
+
+    def forward(self, views, index, epoch):
+        return self.instance_step(views)[2]
 
     def on_step_end(self, progress: float) -> None:
         momentum_update(self.encoder_q, self.encoder_k, self.cfg.momentum)

@@ -21,16 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from repro.distributed import concat_all_gather, gather_with_grad
-from repro.losses.info_nce import info_nce_logits
 from repro.losses.pauc_terms import (
     prototype_alignment,
     prototype_correlation,
     prototype_uniformity,
 )
-from repro.losses.proto_nce import proto_nce_loss
 from repro.losses.proto_scattering import cluster_centres
 from repro.methods.pcl import PCL, PCLConfig
 
@@ -60,29 +57,13 @@ def pauc_prototype_terms(q, k, labels, cfg: PAUCConfig) -> dict[str, torch.Tenso
 class PAUC(PCL):
     Config = PAUCConfig
 
-    def forward(self, views, index, epoch):
+    def prototype_terms(self, q, k, index):
         cfg = self.cfg
-        q = self.embed_query(views[0])  # N x C
-        k = self.embed_key(views[1])  # N x C
-        logits, targets = info_nce_logits(q, k, self.queue.clone().detach(), cfg.temperature)
-        info_nce = F.cross_entropy(logits, targets)
-        self._dequeue_and_enqueue(k)
-        out = {"info_nce": info_nce.detach()}
-        loss = info_nce
-        if self.clusterings:
-            index = index.to(q.device)
-            proto = proto_nce_loss(
-                q, [(c.prototypes, c.phi, c.assignments) for c in self.clusterings], index,
-                cfg.num_neg_prototypes,
-            )
-            all_q, all_k = gather_with_grad(q), concat_all_gather(k)  # (W*N) x C
-            all_index = concat_all_gather(index)
-            terms = [pauc_prototype_terms(all_q, all_k, c.assignments[all_index], cfg)
-                     for c in self.clusterings]
-            mean = {name: torch.stack([t[name] for t in terms]).mean() for name in terms[0]}
-            loss = (loss + proto + cfg.alpha * mean["p_align"] + cfg.beta * mean["p_uniform"]
-                    + cfg.gamma * mean["p_corr"])
-            out["proto_nce"] = proto.detach()
-            out.update({name: v.detach() for name, v in mean.items()})
-        out["loss"] = loss
-        return out
+        all_q, all_k = gather_with_grad(q), concat_all_gather(k)  # (W*N) x C
+        all_index = concat_all_gather(index)
+        terms = [pauc_prototype_terms(all_q, all_k, c.assignments[all_index], cfg)
+                 for c in self.clusterings]
+        mean = {name: torch.stack([t[name] for t in terms]).mean() for name in terms[0]}
+        extra = (cfg.alpha * mean["p_align"] + cfg.beta * mean["p_uniform"]
+                 + cfg.gamma * mean["p_corr"])
+        return extra, {name: v.detach() for name, v in mean.items()}

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch.nn.functional as F
+import torch
 from torch import nn
 
-from repro.losses.info_nce import info_nce_logits
 from repro.losses.proto_nce import proto_nce_loss
 from repro.methods.base import EpochContext
 from repro.methods.estep import Clustering, cluster_features
@@ -59,22 +58,24 @@ class PCL(MoCo):
             f"phi_mean_k{c.prototypes.shape[0]}": float(c.phi.mean()) for c in self.clusterings
         }
 
+    def prototype_terms(self, q, k, index) -> tuple[torch.Tensor, dict]:
+        """Extra loss terms once prototypes exist (none in PCL; PAUC adds its three)."""
+        return q.new_zeros(()), {}
+
     def forward(self, views, index, epoch):
-        q = self.embed_query(views[0])  # N x C
-        k = self.embed_key(views[1])  # N x C
-        logits, targets = info_nce_logits(q, k, self.queue.clone().detach(), self.cfg.temperature)
-        info_nce = F.cross_entropy(logits, targets)
-        self._dequeue_and_enqueue(k)
-        out = {"info_nce": info_nce.detach()}
-        loss = info_nce
+        q, k, out = self.instance_step(views)  # q, k: N x C
+        loss = out["loss"]
         if self.clusterings:
+            index = index.to(q.device)
             proto = proto_nce_loss(
                 q,
                 [(c.prototypes, c.phi, c.assignments) for c in self.clusterings],
-                index.to(q.device),
+                index,
                 self.cfg.num_neg_prototypes,
             )
-            loss = loss + proto
+            extra, logs = self.prototype_terms(q, k, index)
+            loss = loss + proto + extra
             out["proto_nce"] = proto.detach()
+            out.update(logs)
         out["loss"] = loss
         return out
