@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -101,7 +102,16 @@ def main() -> None:
     ap.add_argument("--methods", nargs="*", default=METHODS.names())
     ap.add_argument("--quick", action="store_true", help="1 epoch per method")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "digits")
+    ap.add_argument("--render", action="store_true",
+                    help="only re-render methods.md from the existing methods.json")
     args = ap.parse_args()
+    if args.render:
+        saved = json.loads((args.out / "methods.json").read_text())
+        sys.argv = saved["meta"]["command"].split()[1:]
+        write(argparse.Namespace(**{**vars(args), "image_size": saved["meta"]["image_size"],
+                                    "seed": saved["meta"]["seed"]}),
+              saved["meta"]["epochs"], saved["rows"], saved["meta"]["commit"])
+        return
     epochs = 1 if args.quick else args.epochs
     torch.set_num_threads(1)
 
@@ -132,12 +142,12 @@ def main() -> None:
     write(args, epochs, rows)
 
 
-def write(args, epochs: int, rows: dict) -> None:
+def write(args, epochs: int, rows: dict, commit_id: str | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python scripts/digits_methods.py " + " ".join(sys.argv[1:])
     meta = {"data": "real: scikit-learn digits (1198 train / 599 test, stratified, seed 0)",
             "backbone": "resnet18_tiny, CIFAR stem", "image_size": args.image_size,
-            "epochs": epochs, "batch_size": 128, "seed": args.seed, "commit": commit(),
+            "epochs": epochs, "batch_size": 128, "seed": args.seed, "commit": commit_id or commit(),
             "command": command.strip(), "kmeans": "faiss, k=10, 100 iterations, 10 restarts"}
     (args.out / "methods.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     raw = rows["raw pixels"]
@@ -168,10 +178,19 @@ def write(args, epochs: int, rows: dict) -> None:
         lines.append(f"| {name} | {r['nmi']:.3f} | {r['acc']:.3f} | {r['ari']:.3f} | "
                      f"{beats_raw} | {beats_init} | {r['train_seconds']:.0f} | "
                      f"{'' if loss is None else f'{loss:.3f}'} |")
-    winners = [n for n, r in rows.items() if n not in ("raw pixels", "untrained trunk")
-               and r["nmi"] > raw["nmi"]]
+    trained = {n: r for n, r in rows.items() if n not in ("raw pixels", "untrained trunk")}
+    winners = [n for n, r in trained.items() if r["nmi"] > raw["nmi"]]
+    losers = [n for n, r in trained.items() if r["nmi"] <= untrained["nmi"]]
     lines += ["", "Methods whose features beat k-means on raw pixels (NMI): "
-              + (", ".join(winners) if winners else "none at this scale") + "."]
+              + (", ".join(winners) if winners else "none at this scale") + ".",
+              "Methods not better than the untrained trunk (NMI): "
+              + (", ".join(losers) if losers else "none") + "."]
+    swav = trained.get("swav")
+    protos = PARAMS["swav"]["num_prototypes"]
+    if swav and abs(swav["final_loss"] - math.log(protos)) < 0.05:
+        lines.append(f"SwAV's loss ended at ln K = {math.log(protos):.3f}: uniform predictions "
+                     "and codes, the collapse the SwAV authors warn about for small batches "
+                     "without a queue (their advice: a queue, a smaller epsilon).")
     (args.out / "methods.md").write_text("\n".join(lines) + "\n")
     print((args.out / "methods.md").read_text())
 
