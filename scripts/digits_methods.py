@@ -113,6 +113,7 @@ def main() -> None:
               saved["meta"]["epochs"], saved["rows"], saved["meta"]["commit"])
         return
     epochs = 1 if args.quick else args.epochs
+    started_at = commit()  # the code that runs, even if the tree changes during the run
     torch.set_num_threads(1)
 
     test = build_dataset("digits", "test", eval_transform(args.image_size, "digits"))
@@ -139,7 +140,7 @@ def main() -> None:
                           "train_seconds": round(time.time() - t0, 1),
                           "final_loss": summary["final_loss"]}
             print(name, rows[name], flush=True)
-    write(args, epochs, rows)
+    write(args, epochs, rows, started_at)
 
 
 def write(args, epochs: int, rows: dict, commit_id: str | None = None) -> None:

@@ -71,13 +71,14 @@ def test_dry_run_lists_jobs_and_runs_nothing(isolated):
 def test_nan_loss_fails_the_job_and_writes_no_record(isolated, monkeypatch):
     import repro.methods.moco as moco
 
-    real = moco.info_nce_logits
+    real = moco.MoCo.forward  # PCL overrides forward, so only the MoCo rows are poisoned
 
-    def poisoned(*args, **kwargs):
-        logits, targets = real(*args, **kwargs)
-        return logits * float("nan"), targets
+    def poisoned(self, views, index, epoch):
+        out = real(self, views, index, epoch)
+        out["loss"] = out["loss"] * float("nan")
+        return out
 
-    monkeypatch.setattr(moco, "info_nce_logits", poisoned)
+    monkeypatch.setattr(moco.MoCo, "forward", poisoned)
     table = load_table(TINY)
     lines = []
     out = launch(table, "smoke", "debug", log=_log_to(lines))
