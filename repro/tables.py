@@ -62,7 +62,10 @@ def cell_values(table: Table, jobs: list[J.Job], records: dict[str, dict]):
             rec = records.get(job.key)
             entry = out.setdefault((row_name, col_id), [])
             if rec is not None:
-                entry.append((rec["metrics"][col.metric] * col.scale_factor, rec))
+                value = rec["metrics"].get(col.metric)
+                # A protocol that did not produce the column's metric (e.g. mask AP from a
+                # box-only backend) leaves the cell without a number instead of failing.
+                entry.append((None if value is None else value * col.scale_factor, rec))
     return out
 
 
@@ -96,7 +99,10 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
             if not vals:
                 line += [printed, "pending", ""]
                 continue
-            xs = [v for v, _ in vals]
+            xs = [v for v, _ in vals if v is not None]
+            if not xs:
+                line += [printed, f"n/a (no {c.metric})", ""]
+                continue
             mean = statistics.fmean(xs)
             ours = _fmt(mean, c.digits)
             if len(xs) > 1:

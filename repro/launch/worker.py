@@ -84,7 +84,7 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
         test = cached_features(backbone, ev["test"], **common)
         result = fn(train, test, seed=payload["seed"], **ev.get("params", {}))
     else:
-        from repro.data import DATASET_INFO, build_dataset
+        from repro.data import DATASET_INFO, build_dataset, data_root
         from repro.data.transforms import eval_transform, probe_transform
 
         tfs = {"train": probe_transform(image_size, ev["train"]["dataset"]),
@@ -93,7 +93,8 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
                                     tfs[part], subset=ev[part].get("subset"))
                 for part in ("train", "test")}
         data = ModelData(train=sets["train"], test=sets["test"], feat_dim=feat_dim,
-                         num_classes=DATASET_INFO[ev["train"]["dataset"]].num_classes)
+                         num_classes=DATASET_INFO[ev["train"]["dataset"]].num_classes,
+                         root=str(data_root()))
         result = fn(backbone, data, seed=payload["seed"], **ev.get("params", {}))
     result = dict(result)
     extra = {"selection": result.pop("selection", {}), "artifacts": result.pop("artifacts", {}),

@@ -102,8 +102,8 @@ def build_detector(backbone: nn.Module, feat_dim: int, num_classes: int, *, arch
     return FasterRCNN(body, **common)
 
 
-def _out_channels(layer: nn.Sequential) -> int:
-    last = layer[-1]
+def _out_channels(layer: nn.Module) -> int:
+    last = layer[-1] if isinstance(layer, nn.Sequential) else layer  # a stage or one block
     for name in ("bn3", "bn2"):  # Bottleneck / BasicBlock
         if hasattr(last, name):
             return getattr(last, name).weight.shape[0]
