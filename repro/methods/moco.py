@@ -63,7 +63,7 @@ class MoCo(Method):
         # NOTE: MoCo asserts queue_size % batch == 0; we wrap around instead so any
         # smoke-scale batch size works.
         idx = (torch.arange(n, device=keys.device) + ptr) % self.cfg.queue_size
-        self.queue[:, idx] = keys.t()
+        self.queue[:, idx] = keys.t().to(self.queue.dtype)  # autocast may give bf16/fp16 keys
         self.queue_ptr[0] = (ptr + n) % self.cfg.queue_size
 
     def embed_query(self, x: torch.Tensor) -> torch.Tensor:

@@ -137,6 +137,9 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
     if runtime.get("channels_last"):
         method = method.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method, optim)
+    precision = runtime.get("precision", "fp32")
+    # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history: list[dict] = []
     start_epoch = 0
     ckpt_path = run_dir / CHECKPOINT
@@ -144,6 +147,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         state = load(ckpt_path, map_location=device)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start_epoch, history = state["epoch"], state["history"]
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
     model = method
@@ -162,7 +167,6 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                          f"{len(dataset)} training samples")
     extract = make_extractor(recipe, device, batch_size=max(local_bs, 256))
     epochs = optim["epochs"]
-    precision = runtime.get("precision", "fp32")
     t_start, images_seen = time.time(), 0
 
     for epoch in range(start_epoch, epochs):
@@ -201,8 +205,9 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                     "no checkpoint or record was written for this epoch"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             method.on_step_end((epoch * steps + step + 1) / (epochs * steps))
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
@@ -215,7 +220,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
             f"{k}={v:.4g}" for k, v in epoch_log.items() if k != "epoch"))
         if D.rank() == 0:
             save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
-                         "epoch": epoch + 1, "history": history}, ckpt_path)
+                         "scaler": scaler.state_dict(), "epoch": epoch + 1,
+                         "history": history}, ckpt_path)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
             return {"stopped_at_epoch": epoch + 1, "history": history}
 

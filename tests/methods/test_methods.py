@@ -108,3 +108,17 @@ def test_encoders_map_images_to_features(name):
     method = _method(name).eval()
     feats = method.encoders()["query"](tiny_images(4))
     assert feats.shape[0] == 4 and feats.ndim == 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_under_bf16_autocast_stay_finite(name):
+    """Mixed precision (runtime.precision: bf16): queues and buffers accept low-precision
+    outputs and the loss stays finite, with the E-step run first where there is one."""
+    method = _method(name)
+    images = tiny_images()
+    # a second epoch context so methods with a warm-up still run their prototype terms
+    method.on_epoch_start(_context(images, epoch=0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        method.on_epoch_start(_context(images, epoch=5))
+        losses = _train(method, images, steps=3)
+    assert all(torch.isfinite(torch.tensor(x)) for x in losses), losses
