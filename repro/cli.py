@@ -16,7 +16,7 @@ def _cmd_launch(args) -> int:
     overrides = {key: getattr(args, key) for key in RESOURCE_FLAGS}
     out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
                  max_parallel=args.max_parallel, overrides=overrides,
-                 resubmit_unknown=args.resubmit_unknown)
+                 resubmit_unknown=args.resubmit_unknown, keep_stale=args.keep_stale)
     if args.dry_run or args.executor == "slurm":
         return 0
     path = tables.write(table, args.scale)
@@ -35,7 +35,8 @@ def _cmd_status(args) -> int:
     table = load_table(args.spec)
     result = table_status(table, args.scale)
     print(format_status(table, args.scale, result))
-    bad = sum(st.state in ("failed", "blocked") for st in result["statuses"].values())
+    # non-zero while a cell cannot be served as current: failed, blocked or stale
+    bad = sum(st.state in ("failed", "blocked", "stale") for st in result["statuses"].values())
     return 1 if bad else 0
 
 
@@ -108,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     for key, (typ, text) in RESOURCE_FLAGS.items():
         res.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,
                          help=text)
+    la.add_argument("--keep-stale", action="store_true",
+                    help="do not recompute records made by other code or data (see README)")
     la.add_argument("--resubmit-unknown", action="store_true",
                     help="slurm: submit again jobs that sacct does not know (e.g. purged)")
     la.set_defaults(fn=_cmd_launch)

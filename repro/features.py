@@ -47,10 +47,16 @@ def extract_features(backbone: nn.Module, dataset, *, layer: str = "pooled", poo
 
 def cached_features(backbone: nn.Module, ref: dict, *, cache_dir: Path, encoder: str,
                     layer: str = "pooled", pool: int = 2, image_size: int,
-                    device: str = "cpu", log=print) -> Features:
-    """Features of data ``ref`` ({dataset, split, subset}); computed once per cache key."""
+                    device: str = "cpu", log=print, made_by: dict | None = None) -> Features:
+    """Features of data ``ref`` ({dataset, split, subset}); computed once per cache key.
+
+    ``made_by``: what else determines the features (the pretraining run, the extraction
+    code, the data files); it is part of the cache key, so a change never reuses a file.
+    """
     ident = {"encoder": encoder, "layer": layer, "pool": pool if layer != "pooled" else None,
              "image_size": image_size, "data": ref}
+    if made_by:
+        ident["made_by"] = made_by
     path = Path(cache_dir) / f"{content_key(ident)}.npz"
     if path.exists():
         with np.load(path) as z:

@@ -14,7 +14,9 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 STORE_ENV = "REPRO_STORE"
@@ -31,19 +33,68 @@ def record_path(key: str, root: str | Path | None = None) -> Path:
     return store_root(root) / key[:2] / f"{key}.json"
 
 
-def has(key: str, root: str | Path | None = None) -> bool:
-    return record_path(key, root).exists()
+CORRUPT_DIR = "_corrupt"  # unreadable records are moved here (suffix .corrupt: never read)
+TMP_MAX_AGE_S = 600  # a record's temporary file older than this belongs to a dead writer
+
+
+def _warn(msg: str) -> None:
+    print(f"WARNING: {msg}", file=sys.stderr, flush=True)
+
+
+def quarantine(path: Path, why: str, root: str | Path | None = None) -> Path:
+    """Move an unreadable file aside (never delete it) and say so; returns its new path."""
+    dest_dir = store_root(root) / CORRUPT_DIR
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    dest = dest_dir / f"{path.stem}.{stamp}.json.corrupt"
+    os.replace(path, dest)
+    _warn(f"{path}: unreadable record ({why}); moved to {dest}; its job counts as missing")
+    return dest
+
+
+def _parse(path: Path, key: str) -> dict:
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict) or record.get("key") != key \
+            or not isinstance(record.get("metrics", {}), dict):
+        raise ValueError(f"not a record of key {key} (a JSON object with that 'key' and a "
+                         "'metrics' mapping)")
+    return record
 
 
 def get(key: str, root: str | Path | None = None) -> dict | None:
+    """The record of ``key``, or None. An unreadable record is moved aside with a warning
+    (``<store>/_corrupt/``) and reads as missing, so its job is recomputed."""
     path = record_path(key, root)
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: corrupt record ({err}); delete it to recompute the job") \
-            from None
+        return _parse(path, key)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        try:
+            quarantine(path, f"{type(err).__name__}: {err}", root)
+        except FileNotFoundError:  # another reader moved it first
+            pass
+        return None
+
+
+def has(key: str, root: str | Path | None = None) -> bool:
+    return get(key, root) is not None
+
+
+def clean_temporary(root: str | Path | None = None, max_age_s: float = TMP_MAX_AGE_S) -> int:
+    """Remove temporary record files left by killed writers (older than ``max_age_s``)."""
+    now, removed = time.time(), 0
+    for tmp in store_root(root).glob("*/.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > max_age_s:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    if removed:
+        _warn(f"removed {removed} temporary record file(s) left by interrupted writers "
+              f"under {store_root(root)}")
+    return removed
 
 
 def put(record: dict, root: str | Path | None = None) -> Path:
@@ -67,7 +118,9 @@ def put(record: dict, root: str | Path | None = None) -> Path:
 
 def all_records(root: str | Path | None = None):
     for path in sorted(store_root(root).glob("*/*.json")):
-        yield json.loads(path.read_text())
+        record = get(path.stem, root)
+        if record is not None:
+            yield record
 
 
 def git_state(cwd: str | Path | None = None) -> dict:

@@ -16,6 +16,7 @@ from tabulate import tabulate
 from repro import jobs as J
 from repro import store
 from repro.data import DATASET_INFO, data_root, is_synthetic
+from repro.freshness import Judge
 from repro.spec import Table, paper_number
 
 POLICY_MARK = {"test": "ᵀ", "val": "ⱽ"}
@@ -62,7 +63,7 @@ def cell_values(table: Table, jobs: list[J.Job], records: dict[str, dict]):
             rec = records.get(job.key)
             entry = out.setdefault((row_name, col_id), [])
             if rec is not None:
-                value = rec["metrics"].get(col.metric)
+                value = rec.get("metrics", {}).get(col.metric)
                 # A protocol that did not produce the column's metric (e.g. mask AP from a
                 # box-only backend) leaves the cell without a number instead of failing.
                 entry.append((None if value is None else value * col.scale_factor, rec))
@@ -74,8 +75,34 @@ def _policy_mark(recs: list[dict]) -> str:
     return "".join(POLICY_MARK[p] for p in sorted(policies) if p in POLICY_MARK)
 
 
+def _commit(rec: dict) -> str:
+    git = rec.get("provenance", {}).get("git", {})
+    return (git.get("commit") or "unknown")[:10] + ("-dirty" if git.get("dirty") else "")
+
+
+def _stale_lines(jobs, records, stale: dict[str, list[str]], unchecked: list[str]) -> list[str]:
+    lines = []
+    if stale:
+        commits = sorted({_commit(records[k]) for k in stale})
+        reasons: dict[str, int] = {}
+        for rs in stale.values():
+            for r in rs:
+                reasons[r] = reasons.get(r, 0) + 1
+        why = "; ".join(f"{r} ({n})" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:6])
+        lines.append(f"- **Stale**: {len(stale)} of {len(records)} stored records were made by "
+                     f"other code or data than this checkout's (commit {', '.join(commits)}); "
+                     f"cells using them are marked (stale); `repro launch` recomputes them. "
+                     f"Why: {why}")
+    if unchecked:
+        lines.append(f"- Data fingerprints not checked (files not on this machine): "
+                     f"{', '.join(unchecked)}")
+    return lines
+
+
 def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | None = None) -> str:
     jobs, records, sources = stored_jobs(table, scale, sources, root)
+    judge = Judge(jobs, records)
+    stale = judge.stale()
     cells = cell_values(table, jobs, records)
     eval_cols = [c for c in table.columns if c.eval]
     info_cols = [c for c in table.columns if not c.eval]
@@ -112,14 +139,14 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
             ours += _policy_mark([r for _, r in vals])
             if any(r.get("synthetic") for _, r in vals):
                 ours += " (synthetic)"
+            if any(r["key"] in stale for _, r in vals):
+                ours += " (stale)"
             ref = paper_number(printed)
             delta = f"{mean - ref:+.{c.digits}f}" if ref is not None else ""
             line += [printed, ours, delta]
         body.append(line)
 
-    commits = sorted({(r["provenance"]["git"]["commit"] or "unknown")[:10]
-                      + ("-dirty" if r["provenance"]["git"]["dirty"] else "")
-                      for r in records.values()})
+    commits = sorted({_commit(r) for r in records.values()})
     data_lines = [f"{name} ({'SYNTHETIC fixture' if src == 'synthetic' else 'real'})"
                   for name, src in sorted(sources.items())]
     n_eval = sum(1 for j in jobs if j.kind == "eval")
@@ -135,6 +162,7 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
         f"- Code: commit {', '.join(commits) or 'n/a (no records yet)'}",
         f"- Cells computed: {n_done}/{n_eval} evaluation jobs stored; "
         f"seeds {table.scales[scale]['seeds']}",
+        *_stale_lines(jobs, records, stale, judge.unchecked),
         f"- Regenerate: `{table.command or 'repro launch ' + str(table.path)}`",
         "",
         tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True),
@@ -142,7 +170,8 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
         "paper = as printed in the paper; ours = mean ± std over seeds; Δ = ours − paper. "
         "(quoted) = the paper quoted this row from other work; we do not rerun it. "
         "ᵀ = a hyper-parameter (e.g. SVM cost) was selected on the test set, as the paper's "
-        "protocol does; ⱽ = selected on a held-out split of the training data.",
+        "protocol does; ⱽ = selected on a held-out split of the training data. "
+        "(stale) = made by other code or data than this checkout's.",
     ]
     for note in table.notes:
         parts.append(f"\n- {note}")

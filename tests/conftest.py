@@ -5,9 +5,9 @@ import pytest
 
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
-    """Store, runs, logs and data roots under tmp_path (digits needs no files)."""
+    """Store, runs, logs, data and hash-cache roots under tmp_path (digits needs no files)."""
     for env, sub in (("REPRO_STORE", "store"), ("REPRO_RUNS", "runs"), ("REPRO_LOGS", "logs"),
-                     ("REPRO_DATA", "data")):
+                     ("REPRO_DATA", "data"), ("REPRO_CACHE", "cache")):
         monkeypatch.setenv(env, str(tmp_path / sub))
     monkeypatch.chdir(tmp_path)
     return tmp_path

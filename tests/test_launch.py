@@ -82,7 +82,7 @@ def test_nan_loss_fails_the_job_and_writes_no_record(isolated, monkeypatch):
     table = load_table(TINY)
     lines = []
     out = launch(table, "smoke", "debug", log=_log_to(lines))
-    failed = [jd["label"] for jd, _ in out["failures"]]
+    failed = [f["label"] for f in out["failures"].values()]
     assert "pretrain moco seed 0" in failed and "pretrain moco seed 1" in failed
     assert any("loss is nan" in l for l in lines), lines
     moco_keys = [j.key for j in jobs.expand(table, "smoke", {"digits": "real"})

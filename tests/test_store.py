@@ -41,13 +41,40 @@ def test_concurrent_writers_lose_and_corrupt_nothing(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_corrupt_record_is_reported_with_its_path(tmp_path):
+@pytest.mark.parametrize("content", [b"{half a record", b"\xff\xfe binary", b"[1, 2]",
+                                     b'{"key": "someone else", "metrics": {}}',
+                                     b'{"key": "KEY", "metrics": [1]}'])
+def test_unreadable_record_is_moved_aside_and_counts_as_missing(tmp_path, capsys, content):
     key = "ef" + "2" * 22
     path = store.record_path(key, tmp_path)
     path.parent.mkdir(parents=True)
-    path.write_text("{half a record")
-    with pytest.raises(ValueError, match=str(path)):
-        store.get(key, tmp_path)
+    path.write_bytes(content.replace(b"KEY", key.encode()))
+    assert store.get(key, tmp_path) is None
+    assert not store.has(key, tmp_path) and not path.exists()
+    moved = list((tmp_path / store.CORRUPT_DIR).iterdir())
+    assert len(moved) == 1 and moved[0].read_bytes() == content.replace(b"KEY", key.encode())
+    err = capsys.readouterr().err
+    assert str(path) in err and str(moved[0]) in err and "counts as missing" in err
+    assert list(store.all_records(tmp_path)) == []  # quarantined files are never read back
+    store.put({"key": key, "metrics": {"x": 1}}, tmp_path)  # the job can be stored again
+    assert store.get(key, tmp_path)["metrics"] == {"x": 1}
+
+
+def test_temporary_files_of_dead_writers_are_cleaned(tmp_path):
+    import os
+    import time
+
+    key = "ab" + "3" * 22
+    store.put({"key": key, "metrics": {}}, tmp_path)
+    old = store.record_path(key, tmp_path).parent / f".{key}.dead.tmp"
+    fresh = store.record_path(key, tmp_path).parent / f".{key}.alive.tmp"
+    old.write_text("{half")
+    fresh.write_text("{half")
+    past = time.time() - store.TMP_MAX_AGE_S - 5
+    os.utime(old, (past, past))
+    assert store.clean_temporary(tmp_path) == 1
+    assert not old.exists() and fresh.exists()  # a writer may still be at work on this one
+    assert store.has(key, tmp_path)
 
 
 def test_provenance_has_commit_versions_host_time():

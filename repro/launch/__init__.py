@@ -19,6 +19,8 @@ import submitit
 
 from repro import jobs as J
 from repro import store
+from repro.freshness import Judge, load_records
+from repro.launch.failures import cause_of, read_failures, update_failures
 from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
 from repro.launch.worker import JobRunner, runs_root
 from repro.spec import EXECUTORS, Table
@@ -42,19 +44,61 @@ def resources_for(job: J.Job, overrides: dict | None = None) -> dict:
     return res
 
 
-def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None) -> list[J.Job]:
-    """Evaluations without a record, and the pretraining they need that has no encoders."""
-    todo_eval = [j for j in jobs if j.kind == "eval" and not store.has(j.key, store_dir)]
-    needed = {d for j in todo_eval for d in j.deps}
-    todo_pre = []
-    for j in jobs:
-        if j.kind != "pretrain":
-            continue
-        encoders = runs_root(runs_dir) / j.key / "encoders.pt"  # pretrain.ENCODERS; no torch
-        done = store.has(j.key, store_dir) and encoders.exists()
-        if (j.key in needed and not done) or not store.has(j.key, store_dir):
-            todo_pre.append(j)
-    return todo_pre + todo_eval
+RUN_INFO = "run.json"  # repro.train.pretrain.RUN_INFO (no torch here)
+ENCODERS = "encoders.pt"  # repro.train.pretrain.ENCODERS
+
+
+def _encoders_usable(job: J.Job, record: dict, runs_dir) -> bool:
+    """The run folder holds the encoders of the stored pretraining record."""
+    run_dir = runs_root(runs_dir) / job.key
+    try:
+        info = json.loads((run_dir / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    return (run_dir / ENCODERS).exists() and info.get("run_id") == record.get("run_id")
+
+
+def plan(jobs: list[J.Job], store_dir=None, runs_dir=None, *, keep_stale: bool = False,
+         check_data: bool = True) -> tuple[list[J.Job], dict[str, list[str]]]:
+    """What must run: (jobs to run, {key: reasons} of the stale records among them).
+
+    A job runs when it has no record or a stale one (unless ``keep_stale``); an evaluation
+    also runs when its pretraining runs; a pretraining also runs when an evaluation that must
+    run needs its encoders and the run folder does not hold those of its record.
+    """
+    records = load_records(jobs, store_dir)
+    stale = Judge(jobs, records, check_data=check_data).stale()
+    redo = set() if keep_stale else set(stale)
+
+    def needs_run(j):
+        return j.key not in records or j.key in redo
+
+    pre = {j.key: j for j in jobs if j.kind == "pretrain"}
+    todo_pre = {k for k, j in pre.items() if needs_run(j)}
+    evals = [j for j in jobs if j.kind == "eval"]
+    todo_eval = {j.key for j in evals if needs_run(j) or j.deps[0] in todo_pre}
+    for key in {j.deps[0] for j in evals if j.key in todo_eval} - todo_pre:
+        if not _encoders_usable(pre[key], records[key], runs_dir):
+            todo_pre.add(key)  # retrained: a new run, so all its evaluations follow
+            todo_eval |= {j.key for j in evals if j.deps[0] == key}
+    todo = [j for j in jobs if j.key in todo_pre | todo_eval]
+    return todo, {k: v for k, v in stale.items() if k in redo or keep_stale}
+
+
+def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None, *,
+                 keep_stale: bool = False) -> list[J.Job]:
+    """The jobs ``plan`` says must run."""
+    return plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)[0]
+
+
+def _say_stale(stale: dict[str, list[str]], jobs: list[J.Job], keep: bool, log) -> None:
+    if not stale:
+        return
+    labels = {j.key: j.label for j in jobs}
+    verb = "kept (--keep-stale)" if keep else "recomputed"
+    log(f"{len(stale)} stored record(s) are stale and will be {verb}:")
+    for key, reasons in stale.items():
+        log(f"  stale {labels[key]} [{key}]: {'; '.join(reasons)}")
 
 
 def job_dict(job: J.Job, table: Table, scale: str, sources: dict) -> dict:
@@ -88,8 +132,9 @@ def executor_for(kind: str, folder: Path, resources: dict, threads: int | None =
 
 
 def _run_waves(executor_kind, folder, items, max_parallel, log, store_dir, runs_dir):
-    """Run (job_dict, resources) items with at most ``max_parallel`` alive; return failures."""
-    failures, pending, running = [], list(items), []
+    """Run (job_dict, resources) items with at most ``max_parallel`` alive; return failures
+    as {key: {label, cause, log}}."""
+    failures, pending, running = {}, list(items), []
     while pending or running:
         while pending and len(running) < max_parallel:
             jd, res = pending.pop(0)
@@ -107,21 +152,34 @@ def _run_waves(executor_kind, folder, items, max_parallel, log, store_dir, runs_
                 if err is None:
                     sub.result()
                     log(f"done {jd['label']}")
-                else:  # a failed job: report, keep going, no record
-                    msg = str(err).strip().splitlines()
-                    log(f"FAILED {jd['label']}: {msg[-1] if msg else type(err).__name__}"
-                        f" (log: {getattr(sub, 'paths', None) and sub.paths.stderr})")
-                    failures.append((jd, err))
+                else:  # a failed job: report its cause, keep going, no record
+                    paths = getattr(sub, "paths", None)
+                    where = str(paths.stderr) if paths is not None else None
+                    failures[jd["key"]] = {"label": jd["label"], "cause": cause_of(err),
+                                           "log": where}
+                    log(f"FAILED {jd['label']}: {failures[jd['key']]['cause']}"
+                        + (f" (log: {where})" if where else ""))
         if running and executor_kind != "debug":
             time.sleep(0.5)
     return failures
 
 
+def _say_previous_failures(todo: list[J.Job], folder: Path, log) -> None:
+    before = read_failures(folder)
+    again = [j for j in todo if j.key in before]
+    for j in again:
+        f = before[j.key]
+        log(f"previously FAILED ({f.get('time', '?')}) {j.label}: {f.get('cause')} "
+            f"(log: {f.get('log')}); running it again")
+
+
 def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool = False,
            store_dir=None, runs_dir=None, max_parallel: int | None = None,
-           log=print, overrides: dict | None = None, resubmit_unknown: bool = False) -> dict:
+           log=print, overrides: dict | None = None, resubmit_unknown: bool = False,
+           keep_stale: bool = False) -> dict:
     """Run (debug/local) or submit (slurm) every job of ``table`` at ``scale`` that has no
-    record. ``overrides``: resources from the command line (``resources_for``)."""
+    record or a stale one (``repro.freshness``; ``keep_stale`` keeps stale records).
+    ``overrides``: resources from the command line (``resources_for``)."""
     if scale not in table.scales:
         raise ValueError(f"{table.path}: unknown scale {scale!r}; allowed: "
                          f"{', '.join(table.scales)}")
@@ -137,11 +195,14 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         from repro.launch.data import prepare  # imports torch(vision)
 
         sources = prepare(names, policy, log=log)
+    if not dry_run:
+        store.clean_temporary(store_dir)
     jobs = J.expand(table, scale, sources)
-    todo = missing_jobs(jobs, store_dir, runs_dir)
+    todo, stale = plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)
     n_pre = sum(j.kind == "pretrain" for j in todo)
     log(f"{table.path} at scale {scale}: {len(jobs)} jobs, {len(todo)} to run "
         f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")
+    _say_stale(stale, jobs, keep_stale, log)
     folder = log_root(table, scale)
     if executor == "slurm":
         from repro.launch.slurm import submit_graph
@@ -149,26 +210,30 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         out = submit_graph(table, scale, todo, sources, folder, store_dir, runs_dir, log,
                            dry_run=dry_run, resubmit_unknown=resubmit_unknown,
                            resources_for=lambda job: resources_for(job, overrides))
-        return {"jobs": jobs, **out}
+        return {"jobs": jobs, "stale": stale, **out}
     if dry_run:
         for j in todo:
             deps = f" after {', '.join(j.deps)}" if j.deps else ""
             log(f"  would run {j.kind:8s} {j.key} {j.label}{deps}")
-        return {"jobs": jobs, "todo": todo, "failures": []}
+        return {"jobs": jobs, "todo": todo, "stale": stale, "failures": {}}
     folder.mkdir(parents=True, exist_ok=True)
+    _say_previous_failures(todo, folder, log)
     if max_parallel is None:
         threads = table.recipes and max(
             (table.recipe_at(r, scale).get("runtime", {}).get("threads") or 1)
             for r in table.recipes)
         max_parallel = max(1, (os.cpu_count() or 1) // max(threads or 1, 1))
-    failures = []
+    failures: dict[str, dict] = {}
     for kind in ("pretrain", "eval"):
         stage = [j for j in todo if j.kind == kind]
-        failed_pre = {jd["key"] for jd, _ in failures}
-        runnable = [j for j in stage if not set(j.deps) & failed_pre]
+        blocked = [j for j in stage if set(j.deps) & set(failures)]
+        for j in blocked:
+            log(f"skip {j.label}: its pretraining failed")
         items = [(job_dict(j, table, scale, sources), resources_for(j, overrides))
-                 for j in runnable]
-        failures += _run_waves(executor, folder, items, max_parallel, log, store_dir, runs_dir)
-    status = {"submitted": len(todo), "failed": [jd["label"] for jd, _ in failures]}
+                 for j in stage if j not in blocked]
+        failures.update(_run_waves(executor, folder, items, max_parallel, log, store_dir,
+                                   runs_dir))
+    update_failures(folder, failures, [j.key for j in todo if j.key not in failures])
+    status = {"submitted": len(todo), "failed": [f["label"] for f in failures.values()]}
     (folder / "last_launch.json").write_text(json.dumps(status, indent=1))
-    return {"jobs": jobs, "todo": todo, "failures": failures}
+    return {"jobs": jobs, "todo": todo, "stale": stale, "failures": failures}

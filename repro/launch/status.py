@@ -5,7 +5,10 @@ written only by a job that finished. Otherwise its last submission (``submitted.
 table's log folder) and ``sacct`` decide: *running* or *pending* while Slurm still holds it,
 *failed* when it ended without a record (``COMPLETED`` without a record counts as failed too),
 *blocked* when it waits on a pretraining job that failed, *missing* when it was never
-submitted, and *unknown* when ``sacct`` has no trace of a job we submitted.
+submitted, and *unknown* when ``sacct`` has no trace of a job we submitted. A record that
+other code or data made (``repro.freshness``) is *stale* unless Slurm is recomputing it. A job
+that failed on the local or debug executor is *failed* with the cause and log kept in
+``failures.json`` (``repro.launch.failures``).
 """
 
 from __future__ import annotations
@@ -106,10 +109,11 @@ def sacct_states(job_ids, timeout_s: float = 60) -> dict[str, str] | None:
 @dataclass
 class JobStatus:
     job: J.Job
-    state: str  # stored | running | pending | failed | blocked | missing | unknown
+    state: str  # stored | stale | running | pending | failed | blocked | missing | unknown
     job_id: str | None = None
     slurm_state: str | None = None
     log: str | None = None  # stderr of a failed job (or of the pretraining that blocks it)
+    cause: str | None = None  # why it failed, or why its record is stale
 
     @property
     def active(self) -> bool:
@@ -133,19 +137,41 @@ def _from_scheduler(job: J.Job, entry: dict | None, states: dict[str, str] | Non
     return st
 
 
+def _local_failure(st: JobStatus, failure: dict | None, entry: dict | None) -> JobStatus:
+    """A failure recorded by a local launch, unless a later Slurm submission supersedes it."""
+    if failure is None or (entry is not None and entry.get("time", "") > failure.get("time", "")):
+        return st
+    if st.state in ("missing", "unknown", "failed"):
+        st.state, st.log, st.cause = "failed", failure.get("log"), failure.get("cause")
+    return st
+
+
 def job_statuses(jobs: list[J.Job], submitted: dict[str, dict],
                  states: dict[str, str] | None, store_dir=None,
-                 check_store: bool = True) -> dict[str, JobStatus]:
+                 check_store: bool = True, stale: dict[str, list[str]] | None = None,
+                 failures: dict[str, dict] | None = None) -> dict[str, JobStatus]:
     """Reconcile store, submissions and scheduler for every job (key -> JobStatus).
 
     ``check_store=False`` reports the scheduler's view only (for jobs known to need a run).
+    ``stale``: {key: reasons} of stale records; ``failures``: local failures by key.
     """
+    stale, failures = stale or {}, failures or {}
     out: dict[str, JobStatus] = {}
     for job in jobs:  # pretraining jobs come first in ``jobs``
-        if check_store and store.has(job.key, store_dir):
+        stored = check_store and store.has(job.key, store_dir)
+        if stored and job.key not in stale:
             out[job.key] = JobStatus(job, "stored", job_id=submitted.get(job.key, {}).get("job_id"))
             continue
         st = _from_scheduler(job, submitted.get(job.key), states)
+        st = _local_failure(st, failures.get(job.key), submitted.get(job.key))
+        if st.state == "failed" and st.cause is None and st.log:
+            st.cause = f"Slurm state {st.slurm_state}; see the log"
+        if stored and not st.active:  # the stale record stands until a rerun succeeds
+            why = "; ".join(stale[job.key])
+            if st.state == "failed":
+                why += f"; recomputing it failed: {st.cause}"
+            st = JobStatus(job, "stale", job_id=st.job_id, slurm_state=st.slurm_state,
+                           log=st.log, cause=why)
         if st.state == "pending" and job.deps:
             pre = out.get(job.deps[0])
             if pre is not None and pre.state == "failed":
@@ -169,14 +195,25 @@ def choose_sources(table: Table, scale: str, submitted: dict, store_dir=None) ->
 
 def table_status(table: Table, scale: str, store_dir=None, states=...) -> dict:
     """Every job's status; ``states`` defaults to asking sacct about what was submitted."""
+    from repro.freshness import Judge, load_records
+    from repro.launch.failures import read_failures
+
     folder = log_root(table, scale)
     submitted = read_submitted(folder)
     sources = choose_sources(table, scale, submitted, store_dir)
     jobs = J.expand(table, scale, sources)
     if states is ...:
         states = sacct_states(submitted[j.key]["job_id"] for j in jobs if j.key in submitted)
-    return {"jobs": jobs, "statuses": job_statuses(jobs, submitted, states, store_dir),
-            "folder": folder, "sacct": states is not None, "sources": sources}
+    judge = Judge(jobs, load_records(jobs, store_dir))
+    statuses = job_statuses(jobs, submitted, states, store_dir, stale=judge.stale(),
+                            failures=read_failures(folder))
+    return {"jobs": jobs, "statuses": statuses, "folder": folder, "sacct": states is not None,
+            "sources": sources, "unchecked": judge.unchecked}
+
+
+def _detail(st: JobStatus) -> str:
+    parts = [p for p in (st.cause, f"log: {st.log}" if st.log else None) if p]
+    return " — ".join(parts)
 
 
 def format_status(table: Table, scale: str, result: dict) -> str:
@@ -189,16 +226,16 @@ def format_status(table: Table, scale: str, result: dict) -> str:
         if job.kind != "eval":
             continue
         st, pre = statuses[job.key], statuses[job.deps[0]]
-        state, detail = st.state, st.log or ""
+        state, detail = st.state, _detail(st)
         if st.state == "missing" and pre.active:  # submitted with its pretraining later on
             state, detail = "pending", f"waiting for pretraining {pre.job_id} ({pre.state})"
         elif st.state in ("missing", "blocked") and pre.state == "failed":
-            detail = f"pretraining failed: {pre.log}"
+            detail = f"pretraining failed: {_detail(pre)}"
         for row, col in job.cells:
             rows.append([row, col, job.seed, state, st.job_id or "", st.slurm_state or "",
                          detail])
     pre_rows = [[statuses[j.key].job.label, statuses[j.key].state, statuses[j.key].job_id or "",
-                 statuses[j.key].slurm_state or "", statuses[j.key].log or ""]
+                 statuses[j.key].slurm_state or "", _detail(statuses[j.key])]
                 for j in result["jobs"] if j.kind == "pretrain"]
     counts: dict[str, int] = {}
     for st in statuses.values():
@@ -207,9 +244,12 @@ def format_status(table: Table, scale: str, result: dict) -> str:
         f"{n} {state}" for state, n in sorted(counts.items())) + f" (of {len(statuses)} jobs)"]
     if not result["sacct"]:
         lines.append("sacct is not available: submitted jobs without a record show as unknown")
+    if result.get("unchecked"):
+        lines.append("data fingerprints not checked (files not on this machine): "
+                     + ", ".join(result["unchecked"]))
     lines += ["", tabulate(rows, ["row", "column", "seed", "state", "slurm job", "slurm state",
-                                 "log / detail"], tablefmt="github"), "",
-              tabulate(pre_rows, ["pretraining", "state", "slurm job", "slurm state", "log"],
-                       tablefmt="github"),
+                                 "cause / log / detail"], tablefmt="github"), "",
+              tabulate(pre_rows, ["pretraining", "state", "slurm job", "slurm state",
+                                  "cause / log"], tablefmt="github"),
               "", f"submissions recorded in {result['folder'] / SUBMITTED}"]
     return "\n".join(lines)

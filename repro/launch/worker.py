@@ -35,16 +35,28 @@ def _record(job: dict, metrics: dict, extra: dict, started: float) -> dict:
     }
 
 
+def _fingerprint(job: dict) -> tuple[dict, dict]:
+    """(fingerprint now, {data key: digest}) of ``job`` on this machine."""
+    from repro import fingerprint as FP
+    from repro.freshness import job_data_refs, job_fingerprint
+
+    data = FP.data_fingerprints(job_data_refs(job["kind"], job["payload"]))
+    return job_fingerprint(job["kind"], job["payload"], data), data
+
+
 def run_pretrain(job: dict, store_dir: str | None, runs_dir: str | None,
                  stop_after_epoch: int | None = None) -> dict | None:
+    from repro import fingerprint as FP
     from repro.train.pretrain import ENCODERS, pretrain
 
     started = time.time()
     run_dir = runs_root(runs_dir) / job["key"]
     payload = job["payload"]
+    fp, _ = _fingerprint(job)
+    tag = {"digest": FP.digest({k: fp[k] for k in ("code", "libs", "data")})}
     _log(f"{job['label']} -> {run_dir}")
     summary = pretrain(payload["recipe"], run_dir, seed=payload["seed"], log=_log,
-                       stop_after_epoch=stop_after_epoch)
+                       stop_after_epoch=stop_after_epoch, tag=tag)
     if "stopped_at_epoch" in summary:
         return None
     from repro.distributed import rank
@@ -53,26 +65,63 @@ def run_pretrain(job: dict, store_dir: str | None, runs_dir: str | None,
         return None
     metrics = {k: summary[k] for k in ("final_loss", "train_seconds", "images_per_second")}
     rec = _record(job, metrics, {"recipe": payload["recipe"], "history": summary["history"],
+                                 "run_id": summary["run_id"], "fingerprint": fp,
                                  "artifacts": {"encoders": str(run_dir / ENCODERS)}}, started)
     store.put(rec, store_dir)
     return rec
 
 
+class StaleInput(RuntimeError):
+    """An evaluation's pretrained encoders are not the ones its pretraining record describes."""
+
+
+def _pretrain_run(job: dict, pre_dir: Path, store_dir) -> str:
+    """The run id of the encoders this evaluation will read, checked against the record."""
+    from repro.train.pretrain import ENCODERS, read_run_info
+
+    key = job["payload"]["pretrain_key"]
+    if not (pre_dir / ENCODERS).exists():
+        raise FileNotFoundError(f"{job['label']}: pretrained encoders missing at "
+                                f"{pre_dir / ENCODERS}; run the pretraining job first")
+    pre = store.get(key, store_dir)
+    info = read_run_info(pre_dir) or {}
+    if pre is None or not pre.get("run_id") or info.get("run_id") != pre["run_id"]:
+        raise StaleInput(
+            f"{job['label']}: the encoders in {pre_dir} (run {info.get('run_id')}) are not "
+            f"those of the stored pretraining record {key} "
+            f"(run {pre and pre.get('run_id')}); `repro launch` recomputes the pretraining")
+    return pre["run_id"]
+
+
+def _load_encoder_or_move_aside(pre_dir: Path, encoder: str):
+    """Load a pretrained encoder; unreadable encoders are moved aside (so the next launch
+    retrains them instead of failing the same way forever) and the error says so."""
+    from repro.train.checkpoint import UnreadableCheckpoint, move_aside
+    from repro.train.pretrain import ENCODERS, load_encoder
+
+    try:
+        return load_encoder(pre_dir, encoder)
+    except UnreadableCheckpoint as err:
+        moved = move_aside(pre_dir / ENCODERS, "unreadable")
+        raise UnreadableCheckpoint(f"{err}; moved to {moved}: `repro launch` retrains it") \
+            from None
+
+
 def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
+    from repro import fingerprint as FP
     from repro.eval import PROTOCOL_INPUTS, PROTOCOLS
     from repro.eval.types import ModelData
     from repro.features import cached_features
-    from repro.train.pretrain import ENCODERS, load_encoder
 
     started = time.time()
     payload = job["payload"]
     ev = payload["eval"]
     pre_dir = runs_root(runs_dir) / payload["pretrain_key"]
-    if not (pre_dir / ENCODERS).exists():
-        raise FileNotFoundError(f"{job['label']}: pretrained encoders missing at "
-                                f"{pre_dir / ENCODERS}; run the pretraining job first")
+    run_id = _pretrain_run(job, pre_dir, store_dir)
+    fp, data = _fingerprint(job)
+    fp["pretrain_run"] = run_id
     encoder = ev.get("encoder", "query")
-    backbone, feat_dim = load_encoder(pre_dir, encoder)
+    backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder)
     feat_cfg = dict(ev.get("features", {}))
     image_size = feat_cfg.pop("image_size", payload["recipe"]["views"]["image_size"])
     fn = PROTOCOLS.resolve(ev["protocol"])
@@ -80,9 +129,14 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
     if PROTOCOL_INPUTS[ev["protocol"]] == "features":
         common = dict(cache_dir=pre_dir / "features", encoder=encoder, image_size=image_size,
                       log=_log, **feat_cfg)
-        train = cached_features(backbone, ev["train"], **common)
-        test = cached_features(backbone, ev["test"], **common)
-        result = fn(train, test, seed=payload["seed"], **ev.get("params", {}))
+        feats = {}
+        for part in ("train", "test"):
+            ref = ev[part]
+            # The cache is keyed by what made the features: the run, the code, the files.
+            made_by = {"run": run_id, "data": data[FP.data_key(ref)],
+                       "code": FP.features_code(payload["recipe"], ref["dataset"])["code"]}
+            feats[part] = cached_features(backbone, ref, made_by=made_by, **common)
+        result = fn(feats["train"], feats["test"], seed=payload["seed"], **ev.get("params", {}))
     else:
         from repro.data import DATASET_INFO, build_dataset, data_root
         from repro.data.transforms import eval_transform, probe_transform
@@ -98,7 +152,7 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
         result = fn(backbone, data, seed=payload["seed"], **ev.get("params", {}))
     result = dict(result)
     extra = {"selection": result.pop("selection", {}), "artifacts": result.pop("artifacts", {}),
-             "eval": ev, "pretrain_key": payload["pretrain_key"]}
+             "eval": ev, "pretrain_key": payload["pretrain_key"], "fingerprint": fp}
     rec = _record(job, result, extra, started)
     store.put(rec, store_dir)
     _log(f"{job['label']}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()

@@ -7,9 +7,12 @@ from an epoch checkpoint replays exactly what the uninterrupted run would have d
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import random
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -24,11 +27,12 @@ from repro.data.transforms import build_views, eval_transform
 from repro.methods import METHODS
 from repro.methods.base import EpochContext
 from repro.models import build_backbone
-from repro.train.checkpoint import load, save_atomic
+from repro.train.checkpoint import UnreadableCheckpoint, load, move_aside, save_atomic
 from repro.train.schedules import lr_factor
 
 CHECKPOINT = "checkpoint.pt"
 ENCODERS = "encoders.pt"
+RUN_INFO = "run.json"  # run id + fingerprint of the encoders, readable without torch
 
 
 class NonFiniteLoss(RuntimeError):
@@ -112,14 +116,39 @@ def make_extractor(recipe: dict, device: torch.device, batch_size: int) -> Calla
     return extract
 
 
+def _resume_state(ckpt_path: Path, device, tag: dict, log: Callable) -> dict | None:
+    """The checkpoint to resume from, or None. A checkpoint that cannot be read, or that was
+    written by other code or data (``tag["digest"]`` differs), is moved aside and the run
+    starts from scratch: resuming it would mix two runs, and failing would fail forever."""
+    if not ckpt_path.exists():
+        return None
+    try:
+        state = load(ckpt_path, map_location=device)
+    except UnreadableCheckpoint as err:
+        moved = move_aside(ckpt_path, "unreadable")
+        log(f"WARNING: {err}; moved to {moved}; training starts from scratch")
+        return None
+    if tag.get("digest") is not None and state.get("tag", {}).get("digest") != tag["digest"]:
+        moved = move_aside(ckpt_path, "stale")
+        log(f"WARNING: {ckpt_path} was written by other code or data than this run's; moved "
+            f"to {moved}; training starts from scratch")
+        return None
+    return state
+
+
 def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
-             stop_after_epoch: int | None = None) -> dict:
+             stop_after_epoch: int | None = None, tag: dict | None = None) -> dict:
     """Train ``recipe`` into ``run_dir``; resume from ``run_dir/checkpoint.pt`` if present.
 
-    Returns a summary (per-epoch mean of every logged scalar, time, throughput).
+    Returns a summary (per-epoch mean of every logged scalar, time, throughput, run id).
     ``stop_after_epoch`` ends the call early after that epoch's checkpoint (tests, requeue).
+    ``tag``: ``{"run_id", "digest"}``: the run's identity, kept in the checkpoint (a resumed
+    run keeps its first run id) and in the encoders; a checkpoint with another digest is not
+    resumed.
     """
     run_dir = Path(run_dir)
+    tag = dict(tag or {})
+    tag.setdefault("run_id", uuid.uuid4().hex[:16])
     runtime = recipe.get("runtime", {})
     if runtime.get("threads"):
         torch.set_num_threads(int(runtime["threads"]))
@@ -143,13 +172,14 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
     history: list[dict] = []
     start_epoch = 0
     ckpt_path = run_dir / CHECKPOINT
-    if ckpt_path.exists():
-        state = load(ckpt_path, map_location=device)
+    state = _resume_state(ckpt_path, device, tag, log)
+    if state is not None:
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         start_epoch, history = state["epoch"], state["history"]
+        tag["run_id"] = state.get("tag", {}).get("run_id", tag["run_id"])
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
     model = method
     if world > 1:
@@ -221,7 +251,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         if D.rank() == 0:
             save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                         "history": history}, ckpt_path)
+                         "history": history, "tag": tag}, ckpt_path)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
             return {"stopped_at_epoch": epoch + 1, "history": history}
 
@@ -230,7 +260,9 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         save_atomic({
             "backbone": dict(recipe["backbone"]),
             "encoders": {name: m.state_dict() for name, m in method.encoders().items()},
+            "tag": tag,
         }, run_dir / ENCODERS)
+        write_run_info(run_dir, tag)
     final = history[-1] if history else {}
     return {
         "epochs": epochs,
@@ -239,7 +271,23 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         "train_seconds": elapsed,
         "images_per_second": images_seen / elapsed if elapsed > 0 else None,
         "world_size": world,
+        "run_id": tag["run_id"],
     }
+
+
+def write_run_info(run_dir: Path, tag: dict) -> None:
+    """``run.json`` next to the encoders: which run made them (read by the launcher)."""
+    path = Path(run_dir) / RUN_INFO
+    tmp = path.with_name(f".{RUN_INFO}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(tag, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def read_run_info(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def load_encoder(run_dir: Path, which: str = "query") -> tuple[nn.Module, int]:

@@ -88,7 +88,7 @@ def train_and_evaluate(backbone, root: str, *, seed: int, device: str, config: s
 
     if num_gpus > 1:
         launch(main, num_gpus)
-        results.update(torch.load(out / "inference" / "results.pth")  # written by rank 0
+        results.update(torch.load(out / "inference" / "results.pth", weights_only=True)
                        if (out / "inference" / "results.pth").is_file() else {})
     else:
         main()
