@@ -13,7 +13,10 @@ def _cmd_launch(args) -> int:
     from repro.spec import load_table
 
     table = load_table(args.spec)
-    overrides = {key: getattr(args, key) for key in RESOURCE_FLAGS}
+    overrides = _resource_overrides(args)
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise UserError(f"--max-parallel: invalid value {args.max_parallel}; allowed: an "
+                        "integer >= 1")
     out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
                  max_parallel=args.max_parallel, overrides=overrides,
                  resubmit_unknown=args.resubmit_unknown, keep_stale=args.keep_stale)
@@ -72,10 +75,17 @@ def _cmd_list(args) -> int:
 
 def _cmd_data(args) -> int:
     from repro.data import data_root
-    from repro.data.fixtures import FIXTURES
 
     root = Path(args.root) if args.root else data_root()
-    path = FIXTURES[args.name](root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--root {str(root)!r}: not a directory; allowed: a data root folder")
+    from repro.data.fixtures import FIXTURES  # imports torch(vision)
+
+    try:
+        path = FIXTURES[args.name](root)
+    except OSError as err:
+        raise UserError(f"cannot write the {args.name} fixture under {root}: "
+                        f"{err.strerror or err}") from None
     print(f"wrote SYNTHETIC {args.name} fixture to {path}")
     return 0
 
@@ -145,16 +155,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class UserError(ValueError):
+    """A mistake in a command line; ``main`` prints it as one line and exits with 2."""
+
+
+def _resource_overrides(args) -> dict:
+    """The resource flags, each checked as a spec's resources are (no newline reaches an
+    sbatch script)."""
+    from repro.launch.resources import ResourceError, check_value
+
+    overrides = {key: getattr(args, key) for key in RESOURCE_FLAGS}
+    for key, value in overrides.items():
+        try:
+            if value is not None:
+                check_value(key, value)
+        except ResourceError as err:
+            raise UserError(f"--{key.replace('_', '-')}: {err.detail}") from None
+    return overrides
+
+
+def _check_scale(args) -> None:
+    """``--scale`` must be one of the spec's scales; checked before anything runs."""
+    if not (hasattr(args, "spec") and hasattr(args, "scale")):
+        return
+    from repro.spec import load_table
+
+    scales = load_table(args.spec).scales
+    if args.scale not in scales:
+        raise UserError(f"--scale {args.scale!r}: not a scale of {args.spec}; allowed: "
+                        f"{', '.join(scales)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from repro.data import MissingDataset
+    from repro.launch.resources import ResourceError
+    from repro.launch.status import UnreadableSubmissions
     from repro.registry import UnknownName
-    from repro.spec import SpecError
+    from repro.spec import SpecError, one_line
 
     args = build_parser().parse_args(argv)
     try:
+        _check_scale(args)
         return args.fn(args)
-    except (SpecError, MissingDataset, UnknownName) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (SpecError, UserError, ResourceError, MissingDataset, UnknownName,
+            UnreadableSubmissions) as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
 
 

@@ -1,31 +1,58 @@
 """Table specs: load and validate ``experiments/<paper>/<table>.yaml`` (no torch, no code run).
 
 A spec says what the paper printed and how to recompute each cell at each scale. See
-``experiments/README.md`` for the format. Every error names the file, the field and what is
-allowed.
+``experiments/README.md`` for the format. A spec is checked completely when it is loaded, before
+any job exists: every block and key, every name, every range. Method ``params`` are checked
+against the method's ``Config`` and evaluation ``params`` against the protocol's keyword
+arguments, both read from source (``repro.introspect``). An error is one line:
+
+    <file>[ (included from <spec>)]: <field.path>: <problem> <bad value>; allowed: <...>
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import functools
+import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import yaml
 
+from repro import introspect
 from repro.data import DATASET_INFO
 from repro.eval import PROTOCOLS
 from repro.methods import METHODS
+from repro.models import BACKBONES
 
 PAPERS = ("carl", "pauc", "pcl", "propos")
 EXECUTORS = ("debug", "local", "slurm")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
+MAX_SPEC_BYTES = 1 << 20  # per file (a spec or an include); the largest shipped one is ~90 KB
+MAX_INCLUDES = 8
+MAX_YAML_DEPTH = 32  # nesting, counting what aliases expand to
+MAX_YAML_NODES = 100_000  # nodes after alias expansion (a "billion laughs" file has 10^9)
+MAX_TEXT = 2000
+TABLE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a file name under results/<paper>/
+NAME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # scales, recipes, evals, columns
+DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?|mps")
+
+
+def one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
 
 class SpecError(ValueError):
-    """A malformed spec; the message names the file, the field and the allowed values."""
+    """A malformed spec; the one-line message names the file, the field and what is allowed."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
 
 
 @dataclass
@@ -65,6 +92,9 @@ class Table:
 
     @property
     def result_path(self) -> Path:
+        if self.paper not in PAPERS or not TABLE_ID.fullmatch(self.table):
+            raise SpecError(f"{self.path}: table: {self.table!r} of paper {self.paper!r} is "
+                            f"not a file name under results/; allowed: {TABLE_ID.pattern}")
         return Path("results") / self.paper / f"{self.table}.md"
 
     def recipe_at(self, recipe_id: str, scale: str) -> dict:
@@ -77,58 +107,605 @@ class Table:
         return resolved
 
 
-_TOP = {
-    "paper": str, "table": str, "title": str, "command": str, "notes": list,
-    "columns": list, "rows": list, "recipes": dict, "evals": dict, "scales": dict,
-    "recipe_defaults": dict, "include": list,
+# ---------------------------------------------------------------------------------------------
+# Reading YAML: a bounded regular UTF-8 file, no duplicate keys, bounded aliases, no code.
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Refused(yaml.YAMLError):
+    """Well-formed YAML that ``_SpecLoader`` will not build."""
+
+    def __init__(self, path: tuple, problem: str, node):
+        mark = node.start_mark
+        super().__init__(f"{_fmt(path)}: {problem} (line {mark.line + 1}, "
+                         f"column {mark.column + 1})")
+
+
+class _SpecLoader(_BaseLoader):
+    """``SafeLoader`` that, before building anything, refuses duplicate, merge and non-string
+    keys, nesting deeper than ``MAX_YAML_DEPTH`` and documents of more than ``MAX_YAML_NODES``
+    values once aliases are expanded (a "billion laughs" file)."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _measure(node, (), 0, {}, set())
+        return node
+
+
+def _children(node, path: tuple) -> list[tuple[tuple, Any]]:
+    if isinstance(node, yaml.SequenceNode):
+        return [(path + (i,), item) for i, item in enumerate(node.value)]
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    children, first_line = [], {}
+    for key, value in node.value:
+        if key.tag == _MERGE_TAG:
+            raise _Refused(path, "merge keys ('<<') are not supported", key)
+        if not isinstance(key, yaml.ScalarNode) or key.tag != _STR_TAG:
+            shown = _short(key.value) if isinstance(key, yaml.ScalarNode) else "a collection"
+            raise _Refused(path, f"key {shown} is not a string; allowed: string keys (quote "
+                                 "it)", key)
+        if key.value in first_line:
+            raise _Refused(path + (key.value,), f"duplicate key; first at line "
+                                                f"{first_line[key.value]}", key)
+        first_line[key.value] = key.start_mark.line + 1
+        children.append((path + (key.value,), value))
+    return children
+
+
+def _measure(node, path: tuple, depth: int, memo: dict, active: set) -> tuple[int, int]:
+    """(values, height) of ``node`` with every alias expanded; refuses what exceeds the bounds.
+    An alias is the same node object met again: ``memo`` counts it without walking it twice."""
+    if depth > MAX_YAML_DEPTH:
+        raise _Refused(path, f"nested deeper than {MAX_YAML_DEPTH} levels", node)
+    if id(node) in active:
+        raise _Refused(path, "recursive alias", node)
+    if id(node) not in memo:
+        active.add(id(node))
+        results = [_measure(child, where, depth + 1, memo, active)
+                   for where, child in _children(node, path)]
+        active.discard(id(node))
+        memo[id(node)] = (1 + sum(r[0] for r in results),
+                          1 + max((r[1] for r in results), default=0))
+    size, height = memo[id(node)]
+    if size > MAX_YAML_NODES:
+        raise _Refused(path, f"more than {MAX_YAML_NODES} values once aliases are expanded",
+                       node)
+    if depth + height > MAX_YAML_DEPTH + 1:
+        raise _Refused(path, f"nested deeper than {MAX_YAML_DEPTH} levels", node)
+    return size, height
+
+
+def _read_bytes(path: Path, shown: str) -> bytes:
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise SpecError(f"{shown}: no such file") from None
+    except OSError as err:
+        raise SpecError(f"{shown}: cannot be opened: {err.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+            raise SpecError(f"{shown}: not a regular file ({kind}); allowed: a YAML file")
+        chunks, left = [], MAX_SPEC_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as err:
+        raise SpecError(f"{shown}: cannot be read: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(f"{shown}: larger than {MAX_SPEC_BYTES} bytes; allowed: a spec of at "
+                        f"most {MAX_SPEC_BYTES // 1024} KiB")
+    return data
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    if isinstance(err, yaml.reader.ReaderError):
+        char = chr(err.character) if isinstance(err.character, int) else err.character
+        return (f"character {char!r} at offset {err.position}: {err.reason}; "
+                "allowed: printable characters")
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        context = f"{err.context}: " if err.context and err.problem else ""
+        return f"{where}{context}{err.problem or err.context}"
+    return str(err).split("\n")[0]
+
+
+def read_yaml(path: Path, shown: str | None = None) -> Any:
+    """Parse one spec file; ``shown`` names it in errors (default: the path)."""
+    shown = shown or str(path)
+    data = _read_bytes(path, shown)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{shown}: not UTF-8 text (byte {data[err.start]:#04x} at offset "
+                        f"{err.start}); allowed: a UTF-8 YAML file") from None
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else loader.construct_document(node)
+    except _Refused as err:
+        raise SpecError(f"{shown}: {err}") from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"{shown}: not valid YAML: {_yaml_problem(err)}") from None
+    except RecursionError:
+        raise SpecError(f"{shown}: not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules: each checks one value and raises ``_Invalid(path, text)``; ``load_table`` adds the file.
+
+FieldPath = tuple  # keys (str) and list positions (int)
+
+
+class _Invalid(Exception):
+    def __init__(self, path: FieldPath, text: str, note: str = ""):
+        super().__init__(text)
+        self.path, self.text, self.note = path, text, note
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _fmt(path: FieldPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top>"
+
+
+def _bad(path: FieldPath, value: Any, allowed: str, problem: str = "invalid value") -> _Invalid:
+    return _Invalid(path, f"{problem} {_short(value)}; allowed: {allowed}")
+
+
+def _number_kind(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+@dataclass(frozen=True)
+class Number:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if self.low is not None and self.high is not None:
+            return (f"{kind} in {'(' if self.low_open else '['}{self.low}, {self.high}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {self.low}"
+        return kind
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        ok = type(value) is int if self.integer else _number_kind(value)
+        ok = ok and math.isfinite(value)
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value < self.high if self.high_open else value <= self.high
+        if not ok:
+            raise _bad(path, value, self.describe())
+
+
+@dataclass(frozen=True)
+class Text:
+    pattern: re.Pattern | None = None
+    single_line: bool = True
+
+    def describe(self) -> str:
+        if self.pattern is not None:
+            return f"a string matching {self.pattern.pattern}"
+        return "a single-line string" if self.single_line else "a string"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        ok = isinstance(value, str) and len(value) <= MAX_TEXT
+        if ok and self.single_line:
+            ok = len(value.splitlines()) <= 1 and not value.endswith(("\n", "\r"))
+        if ok and self.pattern is not None:
+            ok = self.pattern.fullmatch(value) is not None
+        if not ok:
+            raise _bad(path, value, self.describe())
+
+
+class _Flag:
+    def describe(self) -> str:
+        return "true or false"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        if not isinstance(value, bool):
+            raise _bad(path, value, self.describe())
+
+
+class _Null:
+    def describe(self) -> str:
+        return "null"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        if value is not None:
+            raise _bad(path, value, self.describe())
+
+
+Flag, Null = _Flag(), _Null()
+
+
+@dataclass(frozen=True)
+class OneOf:
+    kind: str
+    names: Callable[[], Iterable[str]]  # called when checking: registries and source-read lists
+
+    def describe(self) -> str:
+        return ", ".join(self.names())
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        if not isinstance(value, str) or value not in set(self.names()):
+            raise _bad(path, value, self.describe(), f"unknown {self.kind}")
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    rules: tuple
+
+    def describe(self) -> str:
+        return " or ".join(r.describe() for r in self.rules)
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        for rule in self.rules:
+            try:
+                return rule(value, path)
+            except _Invalid:
+                continue
+        raise _bad(path, value, self.describe())
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: Callable
+    nonempty: bool = False
+    distinct: bool = False
+    increasing: bool = False
+    max_len: int = 1000
+
+    def describe(self) -> str:
+        extra = [w for w, on in (("non-empty", self.nonempty), ("distinct", self.distinct),
+                                 ("increasing", self.increasing)) if on]
+        extra += [f"at most {self.max_len}"] if self.max_len < ListOf.max_len else []
+        return f"a list{' (' + ', '.join(extra) + ')' if extra else ''} of: {self.item.describe()}"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        if not isinstance(value, list) or (self.nonempty and not value) \
+                or len(value) > self.max_len:
+            raise _bad(path, value, self.describe())
+        for i, item in enumerate(value):
+            self.item(item, path + (i,))
+            if self.distinct and item in value[:i]:
+                raise _bad(path + (i,), item, self.describe(), "duplicate")
+            if self.increasing and i and not item > value[i - 1]:
+                raise _bad(path + (i,), item, self.describe(), "not increasing")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A mapping with free keys (ids matching ``keys``) whose values pass ``values``."""
+
+    keys: re.Pattern | None = None
+    values: Callable | None = None
+    nonempty: bool = False
+
+    def describe(self) -> str:
+        return "a mapping"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        _require_mapping(value, path)
+        if self.nonempty and not value:
+            raise _bad(path, value, "a non-empty mapping")
+        for key, item in value.items():
+            if self.keys is not None and not self.keys.fullmatch(key):
+                raise _bad(path + (key,), key, f"ids matching {self.keys.pattern}", "bad id")
+            if self.values is not None:
+                self.values(item, path + (key,))
+
+
+def _require_mapping(value: Any, path: FieldPath) -> None:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"expected a mapping, got {type(value).__name__} {_short(value)}")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A mapping with a fixed set of keys, each with its rule; ``then`` checks across keys."""
+
+    fields: dict
+    required: tuple = ()
+    then: Callable[[dict, FieldPath], None] | None = None
+
+    def describe(self) -> str:
+        return f"a mapping with keys {', '.join(self.fields)}"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        _require_mapping(value, path)
+        for key, item in value.items():
+            if key not in self.fields:
+                raise _Invalid(path + (key,), f"unknown key; allowed: {', '.join(self.fields)}")
+            self.fields[key](item, path + (key,))
+        for key in self.required:
+            if key not in value:
+                raise _Invalid(path + (key,), "required key is missing")
+        if self.then is not None:
+            self.then(value, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names the training code accepts, read from its source (it imports torch).
+
+@functools.lru_cache(maxsize=None)
+def view_recipes() -> tuple[str, ...]:
+    return introspect.literal_names("repro.data.transforms", "RECIPES")
+
+
+@functools.lru_cache(maxsize=None)
+def optimizers() -> tuple[str, ...]:
+    return introspect.compared_names("repro.train.pretrain", "build_optimizer", "name")
+
+
+@functools.lru_cache(maxsize=None)
+def schedules() -> tuple[str, ...]:
+    return introspect.compared_names("repro.train.schedules", "lr_factor", "name")
+
+
+@functools.lru_cache(maxsize=None)
+def feature_layers() -> tuple[str, ...]:
+    return introspect.literal_names("repro.features", "LAYERS")
+
+
+@functools.lru_cache(maxsize=None)
+def data_policies() -> tuple[str, ...]:
+    return introspect.literal_names("repro.launch.data", "POLICIES")
+
+
+@functools.lru_cache(maxsize=None)
+def encoders_of(method: str) -> tuple[str, ...]:
+    return introspect.encoder_names(METHODS.target(method))
+
+
+def all_encoders() -> set[str]:
+    return {name for method in METHODS.names() for name in encoders_of(method)}
+
+
+@functools.lru_cache(maxsize=None)
+def method_params(method: str) -> dict[str, introspect.Param]:
+    return introspect.config_fields(METHODS.target(method))
+
+
+@functools.lru_cache(maxsize=None)
+def protocol_params(protocol: str) -> dict[str, introspect.Param]:
+    """What a spec may pass: the keyword arguments except ``seed`` (the worker passes it)."""
+    params = introspect.keyword_params(PROTOCOLS.target(protocol))
+    return {name: p for name, p in params.items() if name != "seed"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Method and protocol params: names from the source, types from the annotations.
+
+_SEQUENCES = {"list", "List", "Sequence", "tuple", "Tuple", "Iterable"}
+# Ranges of parameters that mean the same in every method and protocol that has them.
+_PARAM_RANGES = {
+    "epochs": Number(low=0, low_open=True),
+    "batch_size": Number(low=1),
+    "lr": Number(low=0, low_open=True),
+    "lr_backbone": Number(low=0, low_open=True),
+    "lr_head": Number(low=0, low_open=True),
+    "weight_decay": Number(low=0),
+    "momentum": Number(0, 1),
+    "temperature": Number(low=0, low_open=True),
+    "label_fraction": Number(0, 1, low_open=True),
 }
-# What a shared file pulled in with `include:` may define (the including spec overrides it).
-_INCLUDABLE = {"recipes": dict, "recipe_defaults": dict, "evals": dict, "scales": dict,
-               "notes": list}
-_REQUIRED_TOP = ("paper", "table", "title", "columns", "rows", "scales")
-_COLUMN = {"id": str, "label": str, "eval": str, "metric": str, "scale_factor": (int, float),
-           "digits": int}
-_ROW = {"name": str, "recipe": str, "paper": dict, "info": dict, "evaluate": list}
-_SCALE = {"seeds": list, "description": str, "resources": dict, "data": str}
-_RECIPE = {"method": str, "params": dict, "backbone": dict, "data": dict, "views": dict,
-           "optim": dict, "runtime": dict}
-_EVAL = {"protocol": str, "encoder": str, "features": dict, "scales": dict}
-_EVAL_AT_SCALE = {"train": dict, "test": dict, "params": dict, "protocol": str, "encoder": str,
-                  "features": dict}
-_DATA_REF = {"dataset": str, "split": str, "subset": int}
-_RESOURCES = {"gpus_per_node": int, "nodes": int, "cpus_per_task": int, "mem_gb": (int, float),
-              "timeout_min": int, "partition": str, "constraint": str, "account": str,
-              "qos": str, "array_parallelism": int}
 
 
-def _type_name(t) -> str:
-    if isinstance(t, tuple):
-        return " or ".join(x.__name__ for x in t)
-    return t.__name__
+def _rule_of(node: ast.expr) -> Callable | None:
+    """The rule for a type annotation; None when it is not one we can read (then: anything)."""
+    if isinstance(node, ast.Constant) and node.value is None:
+        return Null
+    if isinstance(node, ast.Name):
+        return {"int": Number(integer=True), "float": Number(), "bool": Flag, "str":
+                Text(single_line=False), "dict": Mapping(), "None": Null}.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        parts = (_rule_of(node.left), _rule_of(node.right))
+        return None if None in parts else AnyOf(parts)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        inner = node.slice.elts[0] if isinstance(node.slice, ast.Tuple) else node.slice
+        rule = _rule_of(inner)
+        if rule is None:
+            return None
+        if node.value.id == "Optional":
+            return AnyOf((rule, Null))
+        return ListOf(rule) if node.value.id in _SEQUENCES else None
+    return None
 
 
-def _check_keys(path: Path, where: str, obj: Any, schema: dict, required=()) -> None:
-    if not isinstance(obj, dict):
-        raise SpecError(f"{path}: {where}: expected a mapping, got {type(obj).__name__}")
-    for key, value in obj.items():
-        if key not in schema:
-            raise SpecError(f"{path}: {where}.{key}: unknown key; allowed: "
-                            f"{', '.join(sorted(schema))}")
-        expected = schema[key]
-        bad_type = expected is not None and not isinstance(value, expected)
-        bool_as_number = isinstance(value, bool) and expected in (int, float, (int, float))
-        if bad_type or bool_as_number:
-            raise SpecError(f"{path}: {where}.{key}: expected {_type_name(expected)}, got "
-                            f"{type(value).__name__} ({value!r})")
-    for key in required:
-        if key not in obj:
-            raise SpecError(f"{path}: {where}.{key}: required key is missing")
+
+@functools.lru_cache(maxsize=None)
+def annotation_rule(annotation: str) -> Callable | None:
+    if not annotation:
+        return None
+    try:
+        return _rule_of(ast.parse(annotation, mode="eval").body)
+    except SyntaxError:
+        return None
 
 
-def _check_name(path: Path, where: str, value: str, allowed, kind: str) -> None:
-    if value not in allowed:
-        names = allowed.names() if hasattr(allowed, "names") else sorted(allowed)
-        raise SpecError(f"{path}: {where}: unknown {kind} {value!r}; allowed: {', '.join(names)}")
+def _finite(value: Any, path: FieldPath) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(path, value, "a finite number")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _finite(item, path + (i,))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, path + (key,))
+
+
+def _check_params(params: dict, path: FieldPath, allowed: dict, owner: str) -> None:
+    for key, value in params.items():
+        if key not in allowed:
+            raise _Invalid(path + (key,), f"unknown parameter of {owner}; allowed: "
+                                          f"{', '.join(allowed)}")
+        rule = annotation_rule(allowed[key].annotation)
+        if rule is not None:
+            rule(value, path + (key,))
+        _finite(value, path + (key,))
+        if key in _PARAM_RANGES and _number_kind(value):
+            _PARAM_RANGES[key](value, path + (key,))
+    missing = [name for name, p in allowed.items() if p.required and name not in params]
+    if missing:
+        raise _Invalid(path, f"missing required parameter(s) {', '.join(missing)} of {owner}")
+
+
+def check_protocol_params(protocol: str, params: dict, where: str = "params") -> None:
+    """Check ``params`` of ``protocol`` as a spec's evaluation is checked (``repro eval``)."""
+    try:
+        _check_params(params, (), protocol_params(protocol), f"protocol {protocol}")
+    except _Invalid as bad:
+        at = f"{where} {_fmt(bad.path)}" if bad.path else where
+        raise SpecError(f"{at}: {bad.text}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas of the blocks (keys and values as the consuming code reads them).
+
+def _int(low: int, high: int | None = None) -> Number:
+    return Number(low, high, integer=True)
+
+
+def _split_of_dataset(ref: dict, path: FieldPath) -> None:
+    splits = DATASET_INFO[ref["dataset"]].splits
+    if "split" in ref and ref["split"] not in splits:
+        raise _bad(path + ("split",), ref["split"], ", ".join(splits),
+                   f"unknown split of {ref['dataset']}")
+
+
+def _resources(value: Any, path: FieldPath) -> None:
+    from repro.launch.resources import ResourceError, check_resources
+
+    _require_mapping(value, path)
+    try:
+        check_resources(value)
+    except ResourceError as err:
+        raise _Invalid(path + (err.key,), err.detail) from None
+
+
+def _features_layer(features: dict, path: FieldPath) -> None:
+    if "pool" in features and features.get("layer", "pooled") != "conv5_avgpool":
+        raise _bad(path + ("pool",), features["pool"], "pool only with layer: conv5_avgpool",
+                   "not used by layer " + repr(features.get("layer", "pooled")))
+
+
+_SCHEDULE_KEYS = {"milestones": "step", "gamma": "step", "final_lr_fraction": "cosine",
+                  "per_step": "cosine"}
+
+
+def _optim_consistency(optim: dict, path: FieldPath) -> None:
+    schedule = optim.get("schedule", "constant")
+    for key, needs in _SCHEDULE_KEYS.items():
+        if key in optim and schedule != needs:
+            raise _bad(path + (key,), optim[key], f"{key} only with schedule: {needs}",
+                       f"not used by schedule {schedule!r}:")
+    epochs = optim["epochs"]
+    for i, milestone in enumerate(optim.get("milestones", [])):
+        if milestone >= epochs:
+            raise _bad(path + ("milestones", i), milestone, f"epochs < {epochs}",
+                       "milestone never reached")
+    if optim.get("warmup_epochs", 0) > epochs:
+        raise _bad(path + ("warmup_epochs",), optim["warmup_epochs"], f"at most {epochs}",
+                   "longer than the run:")
+
+
+def _recipe_consistency(recipe: dict, path: FieldPath) -> None:
+    _check_params(recipe.get("params", {}), path + ("params",),
+                  method_params(recipe["method"]), f"method {recipe['method']}")
+    subset, batch = recipe["data"].get("subset"), recipe["optim"]["batch_size"]
+    if subset is not None and batch > subset:
+        raise _bad(path + ("optim", "batch_size"), batch, f"at most data.subset ({subset})",
+                   "larger than the training set:")
+
+
+DATA_REF = Block({"dataset": OneOf("dataset", DATASET_INFO.keys), "split": Text(),
+                  "subset": _int(1)}, required=("dataset",), then=_split_of_dataset)
+IMAGE_SIZE = _int(1, 4096)
+BACKBONE = Block({"arch": OneOf("architecture", BACKBONES.names), "cifar_stem": Flag},
+                 required=("arch",))
+VIEWS = Block({
+    "name": OneOf("view recipe", view_recipes), "image_size": IMAGE_SIZE,
+    # keyword arguments of repro.data.transforms.build_views
+    "options": Block({"n_views": _int(1, 64), "blur": AnyOf((Flag, Null)),
+                      "dataset": OneOf("dataset", DATASET_INFO.keys)}),
+}, required=("name", "image_size"))
+OPTIM = Block({
+    "name": OneOf("optimiser", optimizers), "lr": Number(low=0, low_open=True),
+    "batch_size": _int(1), "epochs": _int(1), "momentum": Number(0, 1, high_open=True),
+    "weight_decay": Number(low=0), "schedule": OneOf("schedule", schedules),
+    "milestones": ListOf(_int(0), increasing=True), "gamma": Number(low=0, low_open=True),
+    "warmup_epochs": Number(low=0), "per_step": Flag, "final_lr_fraction": Number(0, 1),
+}, required=("lr", "batch_size", "epochs"), then=_optim_consistency)
+RUNTIME = Block({"threads": _int(1), "num_workers": _int(0),
+                 "precision": OneOf("precision", lambda: PRECISIONS), "device": Text(DEVICE),
+                 "channels_last": Flag})
+RECIPE = Block({"method": OneOf("method", METHODS.names), "params": Mapping(),
+                "backbone": BACKBONE, "data": DATA_REF, "views": VIEWS, "optim": OPTIM,
+                "runtime": RUNTIME},
+               required=("method", "backbone", "data", "views", "optim"),
+               then=_recipe_consistency)
+FEATURES = Block({"layer": OneOf("feature layer", feature_layers), "pool": _int(1, 64),
+                  "image_size": IMAGE_SIZE, "device": Text(DEVICE)}, then=_features_layer)
+PROTOCOL = OneOf("protocol", PROTOCOLS.names)
+ENCODER = OneOf("encoder", all_encoders)
+EVAL = Block({"protocol": PROTOCOL, "encoder": ENCODER, "features": FEATURES,
+              "scales": Mapping(nonempty=True)}, required=("protocol", "scales"))
+EVAL_AT_SCALE = Block({"train": DATA_REF, "test": DATA_REF, "params": Mapping(),
+                       "protocol": PROTOCOL, "encoder": ENCODER, "features": FEATURES},
+                      required=("train", "test"))
+SCALE = Block({
+    "seeds": ListOf(_int(0, 2**31 - 1), nonempty=True, distinct=True, max_len=100),
+    "description": Text(), "data": OneOf("data policy", data_policies),
+    "resources": Block({"pretrain": _resources, "eval": _resources}),
+}, required=("seeds",))
+CELL = AnyOf((Text(), Number()))
+COLUMN = Block({"id": Text(NAME_ID), "label": Text(), "eval": Text(), "metric": Text(),
+                "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10)},
+               required=("id", "label"))
+ROW = Block({"name": Text(), "recipe": Text(), "paper": Mapping(values=CELL),
+             "info": Mapping(values=CELL), "evaluate": ListOf(Text(), distinct=True)},
+            required=("name", "paper"))
+# What one file may hold; the spec's own keys override those of its includes.
+INCLUDABLE = {"recipes": Mapping(NAME_ID), "recipe_defaults": Mapping(NAME_ID),
+              "evals": Mapping(NAME_ID), "scales": Mapping(NAME_ID, nonempty=True),
+              "notes": ListOf(Text())}
+SPEC_FILE = Block({
+    "paper": OneOf("paper", lambda: PAPERS), "table": Text(TABLE_ID), "title": Text(),
+    "command": Text(), "columns": ListOf(Mapping(), nonempty=True),
+    "rows": ListOf(Mapping(), nonempty=True),
+    "include": ListOf(Text(), nonempty=True, distinct=True, max_len=MAX_INCLUDES),
+    **INCLUDABLE,
+})
+INCLUDE_FILE = Block(INCLUDABLE)
+REQUIRED_TOP = ("paper", "table", "title", "columns", "rows", "scales")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -141,172 +718,244 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _check_data_ref(path: Path, where: str, ref: dict) -> None:
-    _check_keys(path, where, ref, _DATA_REF, required=("dataset",))
-    _check_name(path, f"{where}.dataset", ref["dataset"], DATASET_INFO, "dataset")
-    splits = DATASET_INFO[ref["dataset"]].splits
-    split = ref.get("split")
-    if split is not None and split not in splits:
-        raise SpecError(f"{path}: {where}.split: unknown split {split!r} of {ref['dataset']}; "
-                        f"allowed: {', '.join(splits)}")
+# ---------------------------------------------------------------------------------------------
+# Includes: shared files under the experiments root, merged under the spec's own keys.
+
+def experiments_root(spec: Path) -> Path:
+    """Where the includes of ``spec`` must live: the folder that holds its paper folder
+    (``experiments/`` for ``experiments/<paper>/<table>.yaml``), symlinks resolved."""
+    return spec.resolve().parent.parent
 
 
-def _check_recipe(path: Path, where: str, recipe: dict) -> None:
-    _check_keys(path, where, recipe, _RECIPE,
-                required=("method", "backbone", "data", "views", "optim"))
-    _check_name(path, f"{where}.method", recipe["method"], METHODS, "method")
-    _check_data_ref(path, f"{where}.data", recipe["data"])
-    optim = recipe["optim"]
-    for key in ("lr", "batch_size", "epochs"):
-        if key not in optim:
-            raise SpecError(f"{path}: {where}.optim.{key}: required key is missing")
-    precision = recipe.get("runtime", {}).get("precision", "fp32")
-    if precision not in PRECISIONS:
-        raise SpecError(f"{path}: {where}.runtime.precision: {precision!r}; allowed: "
-                        f"{', '.join(PRECISIONS)}")
+def _include_path(spec: Path, i: int, rel: str) -> tuple[Path, str]:
+    """The include's resolved path and how errors name it."""
+    root = experiments_root(spec)
+    where = f"{spec}: include[{i}]"
+    if Path(rel).is_absolute():
+        raise SpecError(f"{where}: absolute path {_short(rel)}; allowed: a path relative to "
+                        f"the spec, inside {root}")
+    try:
+        target = (spec.parent / rel).resolve()
+    except (OSError, RuntimeError) as err:  # e.g. a symlink loop
+        raise SpecError(f"{where}: {_short(rel)} cannot be resolved: {err}") from None
+    if not target.is_relative_to(root):
+        raise SpecError(f"{where}: {_short(rel)} resolves outside {root}; allowed: files "
+                        f"under {root}")
+    return target, f"{os.path.normpath(spec.parent / rel)} (included from {spec})"
 
 
-def _with_includes(path: Path, raw: dict) -> dict:
-    """Merge ``include:`` files (paths relative to the spec) under the spec's own keys."""
-    if not isinstance(raw, dict) or "include" not in raw:
-        return raw
-    merged: dict = {}
-    for i, rel in enumerate(raw["include"] if isinstance(raw["include"], list) else [None]):
-        if not isinstance(rel, str):
-            raise SpecError(f"{path}: include: expected a list of file paths")
-        inc = (path.parent / rel).resolve()
-        if not inc.exists():
-            raise SpecError(f"{path}: include[{i}]: no such file {inc}")
-        try:
-            body = yaml.safe_load(inc.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise SpecError(f"{inc}: not valid YAML: {err}") from None
-        _check_keys(inc, "<top>", body, _INCLUDABLE)
-        for key, value in body.items():
-            if key == "notes":
-                merged["notes"] = merged.get("notes", []) + value
-            else:
-                merged[key] = deep_merge(merged.get(key, {}), value)
-    own = {k: v for k, v in raw.items() if k != "include"}
-    for key, value in own.items():
-        if key == "notes" and "notes" in merged:
-            merged["notes"] = merged["notes"] + value
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+def _merge(into: dict, body: dict, shown: str, origins: dict, at: FieldPath = ()) -> None:
+    """Deep-merge ``body`` into ``into``; ``origins`` records which file set each subtree."""
+    for key, value in body.items():
+        here = at + (key,)
+        if key == "notes" and not at:
+            into["notes"] = into.get("notes", []) + value
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, shown, origins, here)
         else:
-            merged[key] = value
-    return merged
+            into[key] = copy.deepcopy(value)
+            for old in [p for p in origins if p[:len(here)] == here]:
+                del origins[old]
+            origins[here] = shown
+
+
+def _origin(origins: dict, path: FieldPath, spec: str) -> str:
+    for n in range(len(path), 0, -1):
+        if path[:n] in origins:
+            return origins[path[:n]]
+    return spec
+
+
+def _check_file(body: Any, schema: Block, shown: str) -> None:
+    if body is None:
+        raise SpecError(f"{shown}: empty file; allowed: a YAML mapping of "
+                        f"{', '.join(schema.fields)}")
+    try:
+        schema(body, ())
+    except _Invalid as bad:
+        raise SpecError(f"{shown}: {_fmt(bad.path)}: {bad.text}") from None
 
 
 def load_table(path: str | Path) -> Table:
-    """Parse and validate a spec. YAML is read with ``safe_load``: no code runs."""
+    """Parse and validate a spec and its includes; raises ``SpecError`` (one line)."""
     path = Path(path)
-    if not path.exists():
-        raise SpecError(f"{path}: no such spec file")
+    own = read_yaml(path)
+    _check_file(own, SPEC_FILE, str(path))
+    merged: dict = {}
+    origins: dict[FieldPath, str] = {}
+    for i, rel in enumerate(own.get("include", [])):
+        target, shown = _include_path(path, i, rel)
+        body = read_yaml(target, shown)
+        _check_file(body, INCLUDE_FILE, shown)
+        _merge(merged, body, shown, origins)
+    _merge(merged, {k: v for k, v in own.items() if k != "include"}, str(path), origins)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
-    raw = _with_includes(path, raw)
-    _check_keys(path, "<top>", raw, _TOP, required=_REQUIRED_TOP)
-    if raw["paper"] not in PAPERS:
-        raise SpecError(f"{path}: paper: {raw['paper']!r}; allowed: {', '.join(PAPERS)}")
+        return _table(path, merged)
+    except _Invalid as bad:
+        raise SpecError(f"{_origin(origins, bad.path, str(path))}: {_fmt(bad.path)}{bad.note}: "
+                        f"{bad.text}") from None
 
-    scales = {}
-    for name, scale in raw["scales"].items():
-        _check_keys(path, f"scales.{name}", scale, _SCALE, required=("seeds",))
-        if not scale["seeds"] or not all(
-                isinstance(s, int) and not isinstance(s, bool) for s in scale["seeds"]):
-            raise SpecError(f"{path}: scales.{name}.seeds: expected a non-empty list of integers")
-        for kind, res in scale.get("resources", {}).items():
-            if kind not in ("pretrain", "eval"):
-                raise SpecError(f"{path}: scales.{name}.resources.{kind}: unknown key; "
-                                "allowed: eval, pretrain")
-            _check_keys(path, f"scales.{name}.resources.{kind}", res, _RESOURCES)
-        scales[name] = scale
 
+# ---------------------------------------------------------------------------------------------
+# The merged spec, block by block.
+
+def _every_scale(entries: dict, path: FieldPath, scales: dict) -> None:
+    for scale in entries:
+        if scale not in scales:
+            raise _bad(path + (scale,), scale, ", ".join(scales), "unknown scale")
+    for scale in scales:
+        if scale not in entries:
+            raise _Invalid(path + (scale,), f"missing; every scale needs an entry "
+                                            f"({', '.join(scales)})")
+
+
+def _sets(tree: Any, rel: FieldPath) -> bool:
+    """Whether ``tree`` sets the value at ``rel`` (itself or a non-mapping above it)."""
+    for key in rel:
+        if not isinstance(tree, dict) or key not in tree:
+            return False
+        tree = tree[key]
+        if not isinstance(tree, dict):
+            return True
+    return True
+
+
+def _recipe_at(rid: str, scale: str, body: Any, defaults: dict) -> dict:
+    at = ("recipes", rid, "scales", scale)
+    _require_mapping(body, at)
+    recipe = deep_merge(defaults, body)
+    try:
+        RECIPE(recipe, at)
+    except _Invalid as bad:  # name the key where it is written: maybe in recipe_defaults
+        rel = bad.path[len(at):]
+        if rel and not _sets(body, rel) and _sets(defaults, rel):
+            raise _Invalid(("recipe_defaults", scale) + rel, bad.text,
+                           f" (merged into {_fmt(at)})") from None
+        raise
+    return recipe
+
+
+RECIPE_ENTRY = Block({"scales": Mapping()}, required=("scales",))
+
+
+def _recipes(raw: dict, scales: dict) -> dict[str, dict]:
     defaults = raw.get("recipe_defaults", {})
-    for name in defaults:
-        if name not in scales:
-            raise SpecError(f"{path}: recipe_defaults.{name}: unknown scale; allowed: "
-                            f"{', '.join(scales)}")
+    for scale, body in defaults.items():
+        if scale not in scales:
+            raise _bad(("recipe_defaults", scale), scale, ", ".join(scales), "unknown scale")
+        _require_mapping(body, ("recipe_defaults", scale))
     recipes = {}
     for rid, rec in raw.get("recipes", {}).items():
-        if not isinstance(rec, dict) or set(rec) - {"scales"} or "scales" not in rec:
-            raise SpecError(f"{path}: recipes.{rid}: expected a mapping with only 'scales'")
-        recipes[rid] = {}
-        for scale in scales:
-            if scale not in rec["scales"]:
-                raise SpecError(f"{path}: recipes.{rid}.scales.{scale}: missing; every recipe "
-                                f"needs every scale ({', '.join(scales)})")
-        for scale, body in rec["scales"].items():
-            if scale not in scales:
-                raise SpecError(f"{path}: recipes.{rid}.scales.{scale}: unknown scale; "
-                                f"allowed: {', '.join(scales)}")
-            merged = deep_merge(defaults.get(scale, {}), body)
-            _check_recipe(path, f"recipes.{rid}.scales.{scale}", merged)
-            recipes[rid][scale] = merged
+        RECIPE_ENTRY(rec, ("recipes", rid))
+        _every_scale(rec["scales"], ("recipes", rid, "scales"), scales)
+        recipes[rid] = {scale: _recipe_at(rid, scale, body, defaults.get(scale, {}))
+                        for scale, body in rec["scales"].items()}
+    return recipes
 
-    evals = {}
-    for eid, ev in raw.get("evals", {}).items():
-        _check_keys(path, f"evals.{eid}", ev, _EVAL, required=("protocol", "scales"))
-        _check_name(path, f"evals.{eid}.protocol", ev["protocol"], PROTOCOLS, "protocol")
-        for scale in scales:
-            if scale not in ev["scales"]:
-                raise SpecError(f"{path}: evals.{eid}.scales.{scale}: missing; allowed scales "
-                                f"need an entry each ({', '.join(scales)})")
+
+def _evals(evals: dict, scales: dict) -> dict[str, dict]:
+    for eid, ev in evals.items():
+        EVAL(ev, ("evals", eid))
+        _every_scale(ev["scales"], ("evals", eid, "scales"), scales)
         for scale, body in ev["scales"].items():
-            where = f"evals.{eid}.scales.{scale}"
-            if scale not in scales:
-                raise SpecError(f"{path}: {where}: unknown scale; allowed: {', '.join(scales)}")
-            _check_keys(path, where, body, _EVAL_AT_SCALE, required=("train", "test"))
-            if "protocol" in body:
-                _check_name(path, f"{where}.protocol", body["protocol"], PROTOCOLS, "protocol")
-            _check_data_ref(path, f"{where}.train", body["train"])
-            _check_data_ref(path, f"{where}.test", body["test"])
-        evals[eid] = ev
+            at = ("evals", eid, "scales", scale)
+            EVAL_AT_SCALE(body, at)
+            protocol = body.get("protocol", ev["protocol"])
+            _check_params(body.get("params", {}), at + ("params",), protocol_params(protocol),
+                          f"protocol {protocol}")
+    return evals
 
-    columns = []
-    for i, col in enumerate(raw["columns"]):
-        _check_keys(path, f"columns[{i}]", col, _COLUMN, required=("id", "label"))
+
+def _columns(raw: list, evals: dict) -> list[Column]:
+    columns: list[Column] = []
+    for i, col in enumerate(raw):
+        at = ("columns", i)
+        COLUMN(col, at)
         if "eval" in col:
-            _check_name(path, f"columns[{i}].eval", col["eval"], evals, "eval")
+            OneOf("eval", evals.keys)(col["eval"], at + ("eval",))
             if "metric" not in col:
-                raise SpecError(f"{path}: columns[{i}].metric: required with 'eval'")
+                raise _Invalid(at + ("metric",), "required with 'eval'")
+        for key in ("metric", "scale_factor", "digits"):
+            if key in col and "eval" not in col:
+                raise _bad(at + (key,), col[key], f"{key} only in result columns (with eval)",
+                           "not used without eval:")
+        if any(c.id == col["id"] for c in columns):
+            raise _bad(at + ("id",), col["id"], "distinct column ids", "duplicate")
         columns.append(Column(id=col["id"], label=col["label"], eval=col.get("eval"),
                               metric=col.get("metric"),
                               scale_factor=col.get("scale_factor", 1.0),
                               digits=col.get("digits", 1)))
-    col_ids = [c.id for c in columns]
-    if len(set(col_ids)) != len(col_ids):
-        raise SpecError(f"{path}: columns: duplicate id")
+    return columns
 
-    rows = []
-    for i, row in enumerate(raw["rows"]):
-        _check_keys(path, f"rows[{i}]", row, _ROW, required=("name", "paper"))
-        if "recipe" in row:
-            _check_name(path, f"rows[{i}].recipe", row["recipe"], recipes, "recipe")
-        for key in list(row["paper"]) + list(row.get("info", {})):
+
+def _row_columns(row: dict, at: FieldPath, columns: list[Column]) -> None:
+    col_ids = [c.id for c in columns]
+    for part in ("paper", "info"):
+        for key in row.get(part, {}):
             if key not in col_ids:
-                raise SpecError(f"{path}: rows[{i}] ({row['name']}): unknown column {key!r}; "
-                                f"allowed: {', '.join(col_ids)}")
+                raise _bad(at + (part, key), key, ", ".join(col_ids), "unknown column")
+    eval_ids = [c.id for c in columns if c.eval]
+    for j, key in enumerate(row.get("evaluate", [])):
+        if "recipe" not in row:
+            raise _bad(at + ("evaluate",), row["evaluate"], "evaluate only in rows with a "
+                       "recipe", "not used without recipe:")
+        if key not in eval_ids:
+            raise _bad(at + ("evaluate", j), key, ", ".join(eval_ids), "not a result column:")
+
+
+def _rows(raw: list, columns: list[Column], recipes: dict) -> list[Row]:
+    rows: list[Row] = []
+    eval_ids = [c.id for c in columns if c.eval]
+    for i, row in enumerate(raw):
+        at = ("rows", i)
+        ROW(row, at)
+        if "recipe" in row:
+            OneOf("recipe", recipes.keys)(row["recipe"], at + ("recipe",))
+        _row_columns(row, at, columns)
         if row.get("recipe") and any(r.name == row["name"] and r.recipe for r in rows):
-            raise SpecError(f"{path}: rows[{i}].name: {row['name']!r} is used twice")
+            raise _bad(at + ("name",), row["name"], "distinct names of trained rows",
+                       "used twice:")
         paper = {k: str(v) for k, v in row["paper"].items()}
-        eval_ids = [c.id for c in columns if c.eval]
-        evaluate = row.get("evaluate")
-        if evaluate is None:
-            evaluate = [c for c in eval_ids if paper.get(c) != ""]
-        for key in evaluate:
-            if key not in eval_ids:
-                raise SpecError(f"{path}: rows[{i}].evaluate: {key!r} is not a result column; "
-                                f"allowed: {', '.join(eval_ids)}")
+        evaluate = row.get("evaluate", [c for c in eval_ids if paper.get(c) != ""])
         rows.append(Row(name=row["name"], recipe=row.get("recipe"), paper=paper,
                         info={k: str(v) for k, v in row.get("info", {}).items()},
                         evaluate=list(evaluate) if row.get("recipe") else []))
-    return Table(path=path, paper=raw["paper"], table=raw["table"], title=raw["title"],
-                 columns=columns, rows=rows, recipes=recipes, evals=evals, scales=scales,
-                 notes=list(raw.get("notes", [])), command=raw.get("command", ""))
+    return rows
+
+
+def _check_encoders(table: Table) -> None:
+    """The encoder an evaluation reads must exist in every method it evaluates."""
+    eval_of = {c.id: c.eval for c in table.columns}
+    for row in table.rows:
+        for eid in {eval_of[col_id] for col_id in row.evaluate}:
+            for scale in table.scales:
+                method = table.recipe_at(row.recipe, scale)["method"]
+                encoder = table.eval_at(eid, scale).get("encoder", "query")
+                if encoder in encoders_of(method):
+                    continue
+                at = ("evals", eid, "scales", scale, "encoder")
+                if "encoder" not in table.evals[eid]["scales"][scale]:
+                    at = ("evals", eid, "encoder")
+                raise _bad(at, encoder, ", ".join(encoders_of(method)),
+                           f"not an encoder of method {method} (row {row.name!r}):")
+
+
+def _table(path: Path, raw: dict) -> Table:
+    for key in REQUIRED_TOP:
+        if key not in raw:
+            raise _Invalid((key,), "required key is missing")
+    scales = raw["scales"]
+    for name, scale in scales.items():
+        SCALE(scale, ("scales", name))
+    recipes = _recipes(raw, scales)
+    evals = _evals(raw.get("evals", {}), scales)
+    columns = _columns(raw["columns"], evals)
+    table = Table(path=path, paper=raw["paper"], table=raw["table"], title=raw["title"],
+                  columns=columns, rows=_rows(raw["rows"], columns, recipes), recipes=recipes,
+                  evals=evals, scales=scales, notes=list(raw.get("notes", [])),
+                  command=raw.get("command", ""))
+    _check_encoders(table)
+    return table
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")

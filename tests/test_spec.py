@@ -50,7 +50,7 @@ def _write(tmp_path, mutate):
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda r: r.update(colour="red"), ["<top>.colour", "unknown key", "allowed:", "columns"]),
+        (lambda r: r.update(colour="red"), ["colour: unknown key", "allowed:", "columns"]),
         (lambda r: r["recipes"]["moco"]["scales"]["smoke"].update(method="mocov9"),
          ["recipes.moco.scales.smoke.method", "unknown method 'mocov9'", "allowed: ", "moco"]),
         (lambda r: r["evals"]["probe"].update(protocol="telepathy"),
@@ -60,9 +60,9 @@ def _write(tmp_path, mutate):
         (lambda r: r["evals"]["probe"]["scales"]["smoke"]["train"].update(split="validation"),
          ["train.split", "'validation'", "allowed: train, test"]),
         (lambda r: r["scales"]["smoke"].update(seeds="0,1"),
-         ["scales.smoke.seeds", "expected list"]),
+         ["scales.smoke.seeds", "'0,1'", "allowed: a list"]),
         (lambda r: r["scales"]["smoke"].update(seeds=[True]),
-         ["scales.smoke.seeds", "integers"]),
+         ["scales.smoke.seeds[0]", "True", "an integer"]),
         (lambda r: r["columns"][1].update(eval="nope"), ["columns[1].eval", "unknown eval"]),
         (lambda r: r["rows"][1].update(recipe="byol_x"), ["rows[1].recipe", "unknown recipe"]),
         (lambda r: r["rows"][1]["paper"].update(imagenet="1.0"),
@@ -76,7 +76,7 @@ def _write(tmp_path, mutate):
         (lambda r: r["scales"]["smoke"].update(resources={"pretrain": {"gpus": 4}}),
          ["resources.pretrain.gpus", "unknown key", "gpus_per_node"]),
         (lambda r: r.update(paper="simclr"), ["paper", "allowed: carl, pauc, pcl, propos"]),
-        (lambda r: r.pop("rows"), ["<top>.rows", "required"]),
+        (lambda r: r.pop("rows"), ["rows: required"]),
     ],
 )
 def test_malformed_spec_names_file_field_and_allowed(tmp_path, mutate, expected):
@@ -122,3 +122,23 @@ def test_spec_and_tables_import_no_torch():
     code = ("import sys; import repro.spec, repro.tables, repro.jobs, repro.store, repro.cli; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_shipped_table_id_is_a_file_name_under_results():
+    for path in SPECS:
+        table = load_table(path)
+        assert table.result_path.parent == Path("results") / table.paper
+
+
+def test_a_table_id_that_escapes_results_is_refused_even_when_set_in_code():
+    table = load_table(TINY)
+    table.table = "../../x"
+    with pytest.raises(SpecError, match="table: '../../x'"):
+        table.result_path
+
+
+def test_loading_every_spec_imports_no_torch():
+    code = ("import sys; from repro.spec import find_specs, load_table; "
+            "[load_table(p) for p in find_specs('experiments')]; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -91,6 +91,18 @@ def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None, *,
     return plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)[0]
 
 
+def _clean_temporaries(todo: list[J.Job], store_dir, runs_dir, log) -> None:
+    """Remove temporary files that killed writers left in the store and in the run folders
+    of the jobs about to run (a running job's own files are younger than the age limit)."""
+    from repro.train.checkpoint import clean_temporary  # torch: only when jobs will run
+
+    store.clean_temporary(store_dir)
+    removed = sum(clean_temporary(runs_root(runs_dir) / j.key) for j in todo
+                  if j.kind == "pretrain" and (runs_root(runs_dir) / j.key).is_dir())
+    if removed:
+        log(f"removed {removed} temporary checkpoint file(s) left by interrupted runs")
+
+
 def _say_stale(stale: dict[str, list[str]], jobs: list[J.Job], keep: bool, log) -> None:
     if not stale:
         return
@@ -195,10 +207,10 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         from repro.launch.data import prepare  # imports torch(vision)
 
         sources = prepare(names, policy, log=log)
-    if not dry_run:
-        store.clean_temporary(store_dir)
     jobs = J.expand(table, scale, sources)
     todo, stale = plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)
+    if not dry_run:
+        _clean_temporaries(todo, store_dir, runs_dir, log)
     n_pre = sum(j.kind == "pretrain" for j in todo)
     log(f"{table.path} at scale {scale}: {len(jobs)} jobs, {len(todo)} to run "
         f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")

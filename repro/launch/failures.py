@@ -39,6 +39,23 @@ def cause_of(err: BaseException) -> str:
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
+def cause_from_log(path: str | Path | None, tail_bytes: int = 65536) -> str | None:
+    """The last exception line in a job's stderr log (None if unreadable or none there)."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - tail_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(text.splitlines()):
+        if _EXCEPTION_LINE.match(line.strip()):
+            return line.strip()
+    return None
+
+
 def read_failures(folder: Path) -> dict[str, dict]:
     path = Path(folder) / FAILURES
     try:

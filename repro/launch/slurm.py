@@ -16,11 +16,13 @@ checkpoint. ``--requeue`` also lets Slurm requeue a preempted or node-failed job
 
 from __future__ import annotations
 
+import datetime as _dt
 import subprocess
 from pathlib import Path
 
 import submitit
 
+from repro.launch.resources import check_job_name, check_resources
 from repro.launch.status import job_statuses, read_submitted, sacct_states, write_submitted
 from repro.launch.worker import JobRunner
 
@@ -30,7 +32,12 @@ SHARED_KEYS = ("partition", "constraint", "account", "qos")
 
 
 def slurm_parameters(resources: dict, kind: str, name: str) -> dict:
-    """SlurmExecutor parameters (sbatch names) for one job of ``kind`` (pretrain | eval)."""
+    """SlurmExecutor parameters (sbatch names) for one job of ``kind`` (pretrain | eval).
+
+    Every value becomes an ``#SBATCH`` line: a value Slurm would not accept (a newline, a
+    shell metacharacter) raises ``ResourceError`` before any script is written."""
+    check_resources(resources)
+    check_job_name(name)
     gpus = int(resources.get("gpus_per_node", 0))
     params = {
         "job_name": name,
@@ -105,7 +112,7 @@ def _plan(todo, submitted_before, states, resubmit_unknown, log):
             to_cancel.append(st.job_id)
         if st.state in ("failed", "blocked"):
             log(f"resubmit {job.label}: previous Slurm job {st.job_id} {st.state} "
-                f"({st.slurm_state}; log: {st.log})")
+                f"({st.slurm_state}): {st.cause or 'cause unknown'} (log: {st.log})")
         to_submit.append(job)
     return to_submit, held, to_cancel
 
@@ -131,6 +138,7 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
         log(f"cancelled {len(to_cancel)} evaluation(s) waiting on failed pretraining: "
             f"{', '.join(to_cancel)}")
     graph = []
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     for n, job in enumerate([j for j in to_submit if j.kind == "pretrain"], start=1):
         params = slurm_parameters(resources_for(job), "pretrain", f"repro-pre-{job.key[:8]}")
         if dry_run:
@@ -144,7 +152,7 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
             pre_ids[job.key] = sub.job_id
             submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "pretrain",
                                   "stdout": str(sub.paths.stdout),
-                                  "stderr": str(sub.paths.stderr)}
+                                  "stderr": str(sub.paths.stderr), "time": now}
         graph.append(f"{pre_ids[job.key]}  {job.label} [{job.key}]: {_describe(params)}")
 
     by_pre: dict[str, list] = {}
@@ -168,7 +176,7 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
             for job, sub in zip(group, subs):
                 submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "eval",
                                       "after": after, "stdout": str(sub.paths.stdout),
-                                      "stderr": str(sub.paths.stderr)}
+                                      "stderr": str(sub.paths.stderr), "time": now}
             array_id = subs[0].job_id.split("_")[0]
         wait = f" after {after}" if after else ""
         graph.append(f"{array_id}  array of {len(group)}{wait}: "

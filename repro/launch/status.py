@@ -23,6 +23,7 @@ from pathlib import Path
 
 from repro import jobs as J
 from repro import store
+from repro.launch.failures import cause_from_log
 from repro.spec import Table
 
 SUBMITTED = "submitted.json"
@@ -45,9 +46,29 @@ def log_root(table: Table, scale: str) -> Path:
     return Path(os.environ.get(LOG_ROOT_ENV) or "logs") / table.paper / table.table / scale
 
 
+class UnreadableSubmissions(RuntimeError):
+    """``submitted.json`` cannot be read; it is not healed automatically (see the message)."""
+
+
 def read_submitted(folder: Path) -> dict[str, dict]:
+    """The recorded submissions ({key: entry}). Unlike a record, an unreadable file is not
+    moved aside: it is the only list of jobs Slurm may still be running, and dropping it
+    would submit them a second time."""
     path = Path(folder) / SUBMITTED
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        data = err
+    if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and "job_id" in v for v in data.values()):
+        why = f"{type(data).__name__}: {data}" if isinstance(data, Exception) else "wrong shape"
+        raise UnreadableSubmissions(
+            f"{path}: unreadable ({why}); it lists the Slurm jobs already submitted. Repair "
+            f"it, or move it aside once `squeue --me` shows none of them still queued or "
+            f"running (then every job without a record is submitted again)")
+    return data
 
 
 def write_submitted(folder: Path, entries: dict[str, dict]) -> Path:
@@ -164,8 +185,8 @@ def job_statuses(jobs: list[J.Job], submitted: dict[str, dict],
             continue
         st = _from_scheduler(job, submitted.get(job.key), states)
         st = _local_failure(st, failures.get(job.key), submitted.get(job.key))
-        if st.state == "failed" and st.cause is None and st.log:
-            st.cause = f"Slurm state {st.slurm_state}; see the log"
+        if st.state == "failed" and st.cause is None:
+            st.cause = cause_from_log(st.log) or f"Slurm state {st.slurm_state}"
         if stored and not st.active:  # the stale record stands until a rerun succeeds
             why = "; ".join(stale[job.key])
             if st.state == "failed":

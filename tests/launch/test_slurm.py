@@ -75,6 +75,17 @@ def test_submits_pretraining_then_eval_arrays_with_afterok(fake_slurm, capsys):
     assert not list(store.store_root().glob("*/*.json"))  # nothing ran
 
 
+def _fresh_pretraining_record(job) -> None:
+    """A record (and run folder) for ``job`` as if it had just been computed here."""
+    from repro.freshness import job_fingerprint
+
+    store.put({"key": job.key, "kind": "pretrain", "metrics": {}, "run_id": "r1",
+               "fingerprint": job_fingerprint("pretrain", job.payload)})
+    (Path("runs") / job.key).mkdir(parents=True)
+    (Path("runs") / job.key / "encoders.pt").write_text("")
+    (Path("runs") / job.key / "run.json").write_text('{"run_id": "r1"}')
+
+
 def test_relaunch_skips_held_jobs_and_resubmits_failed_ones(fake_slurm, capsys):
     table = load_table(CLUSTER)
     launch(table, "cluster", "slurm", log=_quiet)
@@ -88,9 +99,12 @@ def test_relaunch_skips_held_jobs_and_resubmits_failed_ones(fake_slurm, capsys):
         ids[moco_knn.key]: "OUT_OF_MEMORY",  # ...and its kNN failed
         ids[pre["pcl"].key]: "FAILED",  # pcl failed: its evaluations can never start
     })
-    store.put({"key": pre["moco"].key, "kind": "pretrain"})
-    (Path("runs") / pre["moco"].key).mkdir(parents=True)
-    (Path("runs") / pre["moco"].key / "encoders.pt").write_text("")
+    _fresh_pretraining_record(pre["moco"])
+    knn_log = Path(first[moco_knn.key]["stderr"])
+    knn_log.parent.mkdir(parents=True, exist_ok=True)
+    knn_log.write_text("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                       "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 9 TiB\n"
+                       "srun: error: node1: task 0: Out Of Memory\n")
 
     assert main(["status", str(CLUSTER), "--scale", "cluster"]) == 1  # failures exist
     status = capsys.readouterr().out
@@ -99,6 +113,7 @@ def test_relaunch_skips_held_jobs_and_resubmits_failed_ones(fake_slurm, capsys):
     assert "running" in lines["MoCo", "probe", "0"]
     assert "failed" in lines["MoCo", "knn", "0"] and first[moco_knn.key]["stderr"] in \
         lines["MoCo", "knn", "0"]
+    assert "_ArrayMemoryError: Unable to allocate 9 TiB" in lines["MoCo", "knn", "0"]
     for col in ("probe", "knn"):  # waiting on a failed pretraining: blocked, with its log
         row = lines["PCL", col, "0"]
         assert "blocked" in row and first[pre["pcl"].key]["stderr"] in row
@@ -106,6 +121,8 @@ def test_relaunch_skips_held_jobs_and_resubmits_failed_ones(fake_slurm, capsys):
 
     log = []
     out = launch(table, "cluster", "slurm", log=log.append)
+    assert any(line.startswith(f"resubmit {moco_knn.label}") and "9 TiB" in line
+               for line in log), log
     resubmitted = {j.key for j in out["to_submit"]}
     assert resubmitted == {moco_knn.key, pre["pcl"].key, evals["pcl", "probe"].key,
                            evals["pcl", "knn"].key}
@@ -179,3 +196,21 @@ def test_slurm_states_map_to_cell_states(fake_slurm, state, expected):
     fake_slurm.set_states({_submitted(table)[pre["moco"].key]["job_id"]: state})
     st = table_status(table, "cluster")["statuses"][pre["moco"].key]
     assert st.state == expected  # COMPLETED without a record is a failure
+
+
+@pytest.mark.parametrize("content", ["{half", "[1, 2]", '{"k": {"no": "job id"}}'])
+def test_unreadable_submissions_stop_with_a_remedy_and_stay_untouched(fake_slurm, capsys,
+                                                                     content):
+    table = load_table(CLUSTER)
+    launch(table, "cluster", "slurm", log=_quiet)
+    path = log_root(table, "cluster") / "submitted.json"
+    path.write_text(content)
+    n_before = len(fake_slurm.submissions())
+    for argv in (["status", str(CLUSTER), "--scale", "cluster"],
+                 ["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm"]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(path) in err and "squeue" in err
+    assert path.read_text() == content  # never overwritten: it lists jobs Slurm may hold
+    assert len(fake_slurm.submissions()) == n_before  # and nothing was submitted twice
