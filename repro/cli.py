@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             UnreadableSubmissions) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `repro status ... | head`: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

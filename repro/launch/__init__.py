@@ -1,10 +1,11 @@
 """Run what a table is missing through submitit: debug (in-process), local, or slurm.
 
-spec -> jobs (repro.jobs) -> only the keys the store lacks -> submitit -> worker -> store ->
-table. On debug/local, pretraining jobs run first (at most ``max_parallel`` at once) and
-evaluations after them; on slurm everything is submitted at once, each pretraining job's
-evaluations as one array that starts when it has finished (``afterok`` dependency).
-Importing this package imports no torch (``repro status`` uses it on a login node).
+spec -> jobs (repro.jobs) -> only the keys whose record is missing or stale
+(repro.freshness) -> submitit -> worker -> store -> table. On debug/local, pretraining jobs
+run first (at most ``max_parallel`` at once) and evaluations after them; on slurm everything
+is submitted at once, each pretraining job's evaluations as one array that starts when it has
+finished (``afterok`` dependency). Importing this package imports no torch (``repro status``
+uses it on a login node).
 """
 
 from __future__ import annotations
@@ -83,12 +84,6 @@ def plan(jobs: list[J.Job], store_dir=None, runs_dir=None, *, keep_stale: bool =
             todo_eval |= {j.key for j in evals if j.deps[0] == key}
     todo = [j for j in jobs if j.key in todo_pre | todo_eval]
     return todo, {k: v for k, v in stale.items() if k in redo or keep_stale}
-
-
-def missing_jobs(jobs: list[J.Job], store_dir=None, runs_dir=None, *,
-                 keep_stale: bool = False) -> list[J.Job]:
-    """The jobs ``plan`` says must run."""
-    return plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)[0]
 
 
 def _clean_temporaries(todo: list[J.Job], store_dir, runs_dir, log) -> None:

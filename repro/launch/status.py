@@ -272,5 +272,7 @@ def format_status(table: Table, scale: str, result: dict) -> str:
                                  "cause / log / detail"], tablefmt="github"), "",
               tabulate(pre_rows, ["pretraining", "state", "slurm job", "slurm state",
                                   "cause / log"], tablefmt="github"),
-              "", f"submissions recorded in {result['folder'] / SUBMITTED}"]
+              ""]
+    if (result["folder"] / SUBMITTED).exists():
+        lines.append(f"submissions recorded in {result['folder'] / SUBMITTED}")
     return "\n".join(lines)
