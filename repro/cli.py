@@ -190,7 +190,7 @@ def _check_scale(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     from repro.data import MissingDataset
     from repro.launch.resources import ResourceError
-    from repro.launch.status import UnreadableSubmissions
+    from repro.launch.status import SubmissionError, UnreadableSubmissions
     from repro.registry import UnknownName
     from repro.spec import SpecError, one_line
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_scale(args)
         return args.fn(args)
     except (SpecError, UserError, ResourceError, MissingDataset, UnknownName,
-            UnreadableSubmissions) as err:
+            UnreadableSubmissions, SubmissionError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `repro status ... | head`: stop quietly, as other tools do

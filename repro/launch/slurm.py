@@ -16,18 +16,29 @@ checkpoint. ``--requeue`` also lets Slurm requeue a preempted or node-failed job
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import subprocess
 from pathlib import Path
 
 import submitit
 
-from repro.launch.resources import check_job_name, check_resources
-from repro.launch.status import job_statuses, read_submitted, sacct_states, write_submitted
+from repro.launch.resources import ResourceError, check_job_name, check_resources
+from repro.launch.status import (
+    SUBMITTED,
+    SubmissionError,
+    job_statuses,
+    read_submitted,
+    sacct_states,
+    write_submitted,
+)
 from repro.launch.worker import JobRunner
 
 # A pretraining run longer than its time limit resumes in a new allocation this many times.
 MAX_TIMEOUTS = 30
+SIGNAL_DELAY_S = 90  # submitit's default: SIGUSR2 this long before the time limit
+MIN_TIMEOUT_MIN = 3  # leaves at least 90 s of work before the requeue signal
 SHARED_KEYS = ("partition", "constraint", "account", "qos")
 
 
@@ -38,10 +49,16 @@ def slurm_parameters(resources: dict, kind: str, name: str) -> dict:
     shell metacharacter) raises ``ResourceError`` before any script is written."""
     check_resources(resources)
     check_job_name(name)
+    timeout = int(resources.get("timeout_min", 60))
+    if timeout < MIN_TIMEOUT_MIN:
+        raise ResourceError("timeout_min", f"{timeout} min is too short: Slurm sends the "
+                            f"requeue signal {SIGNAL_DELAY_S} s before the limit, so a job "
+                            f"would requeue before doing any work; the minimum is "
+                            f"{MIN_TIMEOUT_MIN} (--timeout-min)")
     gpus = int(resources.get("gpus_per_node", 0))
     params = {
         "job_name": name,
-        "time": int(resources.get("timeout_min", 60)),
+        "time": timeout,
         "nodes": int(resources.get("nodes", 1)),
         # one process per GPU for DDP pretraining; an evaluation is one process
         "ntasks_per_node": max(gpus, 1) if kind == "pretrain" else 1,
@@ -85,6 +102,35 @@ def _describe(params: dict) -> str:
     where = f", partition {params['partition']}" if params.get("partition") else ""
     return (f"{params['nodes']} node(s) x {gpus} GPU(s), {params['ntasks_per_node']} task(s)/node, "
             f"{params['time']} min{where}")
+
+
+# What changes each kind of job's resources from the command line (the spec's
+# scales.<scale>.resources.<kind> otherwise).
+FLAGS = {"pretrain": "--nodes --gpus-per-node --timeout-min --cpus-per-task --mem-gb "
+                     "--partition --account --qos --constraint",
+         "eval": "--partition --account --qos --constraint (others: the spec's "
+                 "scales.<scale>.resources.eval)"}
+
+
+def _submit(folder: Path, params: dict, kind: str, what: str, calls: list[tuple]) -> list:
+    """Submit ``calls`` (one job, or an array when several) with ``params``. A refusal by
+    sbatch becomes one ``SubmissionError`` line (submitit would print sbatch's stderr too)."""
+    ex = submitit.SlurmExecutor(folder, max_num_timeout=MAX_TIMEOUTS)
+    ex.update_parameters(**params)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            if len(calls) == 1 and kind == "pretrain":
+                return [ex.submit(JobRunner(), *calls[0])]
+            with ex.batch():
+                subs = [ex.submit(JobRunner(), *c) for c in calls]
+            return subs
+    except submitit.core.utils.FailedJobError as err:
+        refusal = " ".join(str(err).split()) or "no message"
+        raise SubmissionError(
+            f"sbatch refused {what}: {refusal}; it asked for {_describe(params)}, "
+            f"{params.get('mem')} memory, {params.get('cpus_per_task')} CPUs per task; "
+            f"change them with {FLAGS[kind]}; jobs submitted before it are recorded in "
+            f"{folder / SUBMITTED}") from None
 
 
 def _plan(todo, submitted_before, states, resubmit_unknown, log):
@@ -145,14 +191,14 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
             pre_ids[job.key] = f"<pretrain-{n}>"
             scripts.append((f"{pre_ids[job.key]} {job.label}", sbatch_script(folder, params)))
         else:
-            ex = submitit.SlurmExecutor(folder, max_num_timeout=MAX_TIMEOUTS)
-            ex.update_parameters(**params)
-            sub = ex.submit(JobRunner(), job_dict(job, table, scale, sources), store_dir,
-                            runs_dir)
+            (sub,) = _submit(folder, params, "pretrain", job.label,
+                             [(job_dict(job, table, scale, sources), store_dir, runs_dir)])
             pre_ids[job.key] = sub.job_id
-            submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "pretrain",
-                                  "stdout": str(sub.paths.stdout),
-                                  "stderr": str(sub.paths.stderr), "time": now}
+            entry = {"job_id": sub.job_id, "label": job.label, "kind": "pretrain",
+                     "stdout": str(sub.paths.stdout), "stderr": str(sub.paths.stderr),
+                     "time": now}
+            submitted[job.key] = entry
+            write_submitted(folder, {job.key: entry})  # at once: a later refusal keeps it
         graph.append(f"{pre_ids[job.key]}  {job.label} [{job.key}]: {_describe(params)}")
 
     by_pre: dict[str, list] = {}
@@ -168,15 +214,15 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
                             sbatch_script(folder, params, len(group))))
             array_id = f"<array-{n}>"
         else:
-            ex = submitit.SlurmExecutor(folder, max_num_timeout=MAX_TIMEOUTS)
-            ex.update_parameters(**params)
-            with ex.batch():
-                subs = [ex.submit(JobRunner(), job_dict(j, table, scale, sources), store_dir,
-                                  runs_dir) for j in group]
-            for job, sub in zip(group, subs):
-                submitted[job.key] = {"job_id": sub.job_id, "label": job.label, "kind": "eval",
-                                      "after": after, "stdout": str(sub.paths.stdout),
-                                      "stderr": str(sub.paths.stderr), "time": now}
+            subs = _submit(folder, params, "eval", f"the evaluations of {pre_key[:8]}",
+                           [(job_dict(j, table, scale, sources), store_dir, runs_dir)
+                            for j in group])
+            entries = {job.key: {"job_id": sub.job_id, "label": job.label, "kind": "eval",
+                                 "after": after, "stdout": str(sub.paths.stdout),
+                                 "stderr": str(sub.paths.stderr), "time": now}
+                       for job, sub in zip(group, subs)}
+            submitted.update(entries)
+            write_submitted(folder, entries)
             array_id = subs[0].job_id.split("_")[0]
         wait = f" after {after}" if after else ""
         graph.append(f"{array_id}  array of {len(group)}{wait}: "
@@ -193,8 +239,7 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
         log(f"logs would go to {folder}")
     else:
         if submitted:
-            path = write_submitted(folder, submitted)
-            log(f"logs in {folder}; submitted jobs recorded in {path}")
+            log(f"logs in {folder}; submitted jobs recorded in {folder / SUBMITTED}")
         log(f"follow progress with: repro status {table.path} --scale {scale}")
     return {"todo": todo, "to_submit": to_submit, "held": held, "submitted": submitted,
             "cancelled": [] if dry_run else to_cancel, "scripts": scripts, "failures": []}

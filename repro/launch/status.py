@@ -46,6 +46,10 @@ def log_root(table: Table, scale: str) -> Path:
     return Path(os.environ.get(LOG_ROOT_ENV) or "logs") / table.paper / table.table / scale
 
 
+class SubmissionError(RuntimeError):
+    """sbatch refused a job; the one-line message says what was asked and how to change it."""
+
+
 class UnreadableSubmissions(RuntimeError):
     """``submitted.json`` cannot be read; it is not healed automatically (see the message)."""
 

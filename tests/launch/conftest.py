@@ -27,6 +27,12 @@ for line in script.splitlines():
         params[m.group(1)] = True if value is None else value.strip("'")
 counter = state / "next_id"
 job_id = int(counter.read_text()) if counter.exists() else 1000
+refuse = state / "refuse_from_id"  # a test's way to make sbatch refuse from a job id on
+if refuse.exists() and job_id >= int(refuse.read_text()):
+    print("sbatch: error: Memory specification can not be satisfied", file=sys.stderr)
+    print("sbatch: error: Batch job submission failed: Requested node configuration is not "
+          "available", file=sys.stderr)
+    sys.exit(1)
 counter.write_text(str(job_id + 1))
 with (state / "submissions.jsonl").open("a") as f:
     f.write(json.dumps({"job_id": str(job_id), "params": params, "script": script}) + "\n")

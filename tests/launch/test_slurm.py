@@ -159,8 +159,11 @@ def test_jobs_unknown_to_sacct_are_not_resubmitted_unless_asked(fake_slurm):
     assert len(out["to_submit"]) == 6
 
 
-def test_dry_run_prints_scripts_and_graph_without_slurm(isolated, capsys):
-    assert subprocess.run(["which", "srun"], capture_output=True).returncode != 0
+def test_dry_run_prints_scripts_and_graph_without_slurm(isolated, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("PATH", str(isolated))  # no Slurm, whatever this machine has
+    assert shutil.which("srun") is None and shutil.which("sbatch") is None
     code = main(["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm",
                  "--dry-run", "--partition", "gpu"])
     assert code == 0
@@ -214,3 +217,29 @@ def test_unreadable_submissions_stop_with_a_remedy_and_stay_untouched(fake_slurm
         assert len(err.strip().splitlines()) == 1 and str(path) in err and "squeue" in err
     assert path.read_text() == content  # never overwritten: it lists jobs Slurm may hold
     assert len(fake_slurm.submissions()) == n_before  # and nothing was submitted twice
+
+
+def test_refusal_midway_is_one_line_and_keeps_what_was_submitted(fake_slurm, capsys):
+    table = load_table(CLUSTER)
+    (fake_slurm.state / "refuse_from_id").write_text("1001")  # the 2nd submission fails
+    argv = ["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: sbatch refused pretrain ")
+    assert "Memory specification can not be satisfied" in err and "--mem-gb" in err
+    first = _submitted(table)
+    assert [e["job_id"] for e in first.values()] == ["1000"]  # recorded as it happened
+    (fake_slurm.state / "refuse_from_id").unlink()
+    assert main(argv) == 0
+    after = _submitted(table)
+    assert after[next(iter(first))] == first[next(iter(first))]  # not submitted twice
+    assert len(after) == 6 and len(fake_slurm.submissions()) == 4  # 1 + (1 pre + 2 arrays)
+
+
+def test_time_limit_shorter_than_the_requeue_signal_is_refused(fake_slurm, capsys):
+    argv = ["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm",
+            "--timeout-min", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "timeout_min" in err and "minimum is 3" in err
+    assert fake_slurm.submissions() == []
