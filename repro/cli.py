@@ -92,7 +92,7 @@ def _cmd_data(args) -> int:
 
 
 # --flag -> resources key, type, help. Partition/account/qos/constraint apply to every job,
-# the others to pretraining jobs only (evaluations keep the spec's single-GPU resources).
+# --eval-* to evaluation jobs, the others to pretraining jobs.
 RESOURCE_FLAGS = {
     "partition": (str, "Slurm partition (all jobs)"),
     "account": (str, "Slurm account (all jobs)"),
@@ -103,6 +103,11 @@ RESOURCE_FLAGS = {
     "timeout_min": (int, "time limit of a pretraining job, minutes"),
     "cpus_per_task": (int, "CPUs per pretraining process"),
     "mem_gb": (float, "memory per node of a pretraining job, GB"),
+    "eval_gpus_per_node": (int, "GPUs of an evaluation job"),
+    "eval_timeout_min": (int, "time limit of an evaluation job, minutes"),
+    "eval_cpus_per_task": (int, "CPUs of an evaluation job"),
+    "eval_mem_gb": (float, "memory of an evaluation job, GB"),
+    "eval_array_parallelism": (int, "evaluations of one pretraining run at once"),
 }
 
 
@@ -169,7 +174,7 @@ def _resource_overrides(args) -> dict:
     for key, value in overrides.items():
         try:
             if value is not None:
-                check_value(key, value)
+                check_value(key.removeprefix("eval_"), value)
         except ResourceError as err:
             raise UserError(f"--{key.replace('_', '-')}: {err.detail}") from None
     return overrides

@@ -27,8 +27,10 @@ from repro.launch.worker import JobRunner, runs_root
 from repro.spec import EXECUTORS, Table
 
 # Command-line resource overrides that apply to evaluations as well as pretraining; the
-# others (GPUs, nodes, time, CPUs, memory) change the pretraining jobs only.
+# others (GPUs, nodes, time, CPUs, memory) change the pretraining jobs, their ``eval_``
+# twins the evaluation jobs.
 SHARED_OVERRIDES = ("partition", "constraint", "account", "qos")
+EVAL_PREFIX = "eval_"  # --eval-mem-gb etc.: evaluation jobs only
 
 
 def resources_for(job: J.Job, overrides: dict | None = None) -> dict:
@@ -40,7 +42,12 @@ def resources_for(job: J.Job, overrides: dict | None = None) -> dict:
     """
     res = dict(job.payload.get("resources", {}))
     for key, value in (overrides or {}).items():
-        if value is not None and (job.kind == "pretrain" or key in SHARED_OVERRIDES):
+        if value is None:
+            continue
+        if key.startswith(EVAL_PREFIX):
+            if job.kind == "eval":
+                res[key.removeprefix(EVAL_PREFIX)] = value
+        elif job.kind == "pretrain" or key in SHARED_OVERRIDES:
             res[key] = value
     return res
 

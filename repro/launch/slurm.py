@@ -108,8 +108,9 @@ def _describe(params: dict) -> str:
 # scales.<scale>.resources.<kind> otherwise).
 FLAGS = {"pretrain": "--nodes --gpus-per-node --timeout-min --cpus-per-task --mem-gb "
                      "--partition --account --qos --constraint",
-         "eval": "--partition --account --qos --constraint (others: the spec's "
-                 "scales.<scale>.resources.eval)"}
+         "eval": "--eval-gpus-per-node --eval-timeout-min --eval-cpus-per-task "
+                 "--eval-mem-gb --eval-array-parallelism --partition --account --qos "
+                 "--constraint"}
 
 
 def _submit(folder: Path, params: dict, kind: str, what: str, calls: list[tuple]) -> list:

@@ -243,3 +243,30 @@ def test_time_limit_shorter_than_the_requeue_signal_is_refused(fake_slurm, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "timeout_min" in err and "minimum is 3" in err
     assert fake_slurm.submissions() == []
+
+
+def test_evaluation_resources_are_overridden_by_the_eval_flags_only(fake_slurm):
+    argv = ["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm",
+            "--mem-gb", "100", "--eval-mem-gb", "4", "--eval-timeout-min", "30",
+            "--eval-cpus-per-task", "2", "--eval-gpus-per-node", "0",
+            "--eval-array-parallelism", "2"]
+    assert main(argv) == 0
+    subs = fake_slurm.submissions()
+    arrays = [s["params"] for s in subs if "array" in s["params"]]
+    pres = [s["params"] for s in subs if "array" not in s["params"]]
+    assert len(arrays) == 2 and len(pres) == 2
+    for p in arrays:
+        assert (p["mem"], p["time"], p["cpus-per-task"], p["array"]) == ("4GB", "30", "2",
+                                                                          "0-1%2")
+        assert "gpus-per-node" not in p
+    for p in pres:  # the spec's pretraining resources, with --mem-gb only
+        assert (p["mem"], p["time"], p["gpus-per-node"]) == ("100GB", "600", "4")
+
+
+def test_eval_flags_are_checked_like_the_spec(fake_slurm, capsys):
+    argv = ["launch", str(CLUSTER), "--scale", "cluster", "--executor", "slurm",
+            "--eval-mem-gb", "-1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: --eval-mem-gb: ")
+    assert fake_slurm.submissions() == []
