@@ -8,7 +8,7 @@ PAPER ?= pcl
 # torch/torchvision: the releases that install offline on our machines (see README).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv test smoke bench lint clean-venv status
+.PHONY: venv test test-slurm smoke bench lint clean-venv status
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ status: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# The cluster path on a real single-node Slurm (root on Debian: installs and starts it).
+test-slurm: venv
+	bash scripts/slurm_local.sh up
+	$(PY) -m pytest -q -m slurm
 
 # The longer end-to-end tests, then every table spec at smoke scale.
 smoke: venv
