@@ -11,9 +11,7 @@ from pathlib import Path
 def _cmd_launch(args) -> int:
     from repro import tables
     from repro.launch import launch
-    from repro.spec import load_table
-
-    table = load_table(args.spec)
+    table = args.table  # loaded and checked once, by _check_scale
     overrides = _resource_overrides(args)
     if args.max_parallel is not None and args.max_parallel < 1:
         raise UserError(f"--max-parallel: invalid value {args.max_parallel}; allowed: an "
@@ -34,9 +32,7 @@ def _cmd_launch(args) -> int:
 
 def _cmd_status(args) -> int:
     from repro.launch.status import format_status, table_status
-    from repro.spec import load_table
-
-    table = load_table(args.spec)
+    table = args.table  # loaded and checked once, by _check_scale
     result = table_status(table, args.scale)
     print(format_status(table, args.scale, result))
     # non-zero while a cell cannot be served as current: failed, blocked or stale
@@ -46,9 +42,7 @@ def _cmd_status(args) -> int:
 
 def _cmd_table(args) -> int:
     from repro import tables
-    from repro.spec import load_table
-
-    table = load_table(args.spec)
+    table = args.table  # loaded and checked once, by _check_scale
     if args.stdout:
         print(tables.render(table, args.scale), end="")
     else:
@@ -181,12 +175,14 @@ def _resource_overrides(args) -> dict:
 
 
 def _check_scale(args) -> None:
-    """``--scale`` must be one of the spec's scales; checked before anything runs."""
+    """Load the spec once (``args.table``); ``--scale`` must be one of its scales, checked
+    before anything runs."""
     if not (hasattr(args, "spec") and hasattr(args, "scale")):
         return
     from repro.spec import load_table
 
-    scales = load_table(args.spec).scales
+    args.table = load_table(args.spec)
+    scales = args.table.scales
     if args.scale not in scales:
         raise UserError(f"--scale {args.scale!r}: not a scale of {args.spec}; allowed: "
                         f"{', '.join(scales)}")
