@@ -36,7 +36,8 @@ DIGEST_LENGTH = 16
 HARNESS = frozenset({
     "repro.cli", "repro.eval.command", "repro.fingerprint", "repro.freshness",
     "repro.introspect", "repro.jobs", "repro.launch", "repro.launch.data",
-    "repro.launch.failures", "repro.launch.resources", "repro.launch.slurm",
+    "repro.launch.failures", "repro.launch.resources", "repro.launch.runner",
+    "repro.launch.slurm",
     "repro.launch.status", "repro.data.fingerprint", "repro.registry", "repro.spec",
     "repro.store", "repro.tables",
 })

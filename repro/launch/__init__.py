@@ -22,8 +22,9 @@ from repro import jobs as J
 from repro import store
 from repro.freshness import Judge, load_records
 from repro.launch.failures import cause_of, read_failures, update_failures
+from repro.launch.runner import JobRunner
 from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
-from repro.launch.worker import JobRunner, runs_root
+from repro.launch.worker import runs_root
 from repro.spec import EXECUTORS, Table
 
 # Command-line resource overrides that apply to evaluations as well as pretraining; the

@@ -25,15 +25,16 @@ from pathlib import Path
 import submitit
 
 from repro.launch.resources import ResourceError, check_job_name, check_resources
+from repro.launch.runner import JobRunner
 from repro.launch.status import (
     SUBMITTED,
     SubmissionError,
     job_statuses,
     read_submitted,
     sacct_states,
+    submitted_ids,
     write_submitted,
 )
-from repro.launch.worker import JobRunner
 
 # A pretraining run longer than its time limit resumes in a new allocation this many times.
 MAX_TIMEOUTS = 30
@@ -171,7 +172,7 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
 
     resources_for = resources_for or (lambda job: job.payload.get("resources", {}))
     before = read_submitted(folder)
-    prev = [before[j.key]["job_id"] for j in todo if j.key in before]
+    prev = submitted_ids(todo, before)
     states = sacct_states(prev) if prev else {}
     if states is None:
         log("sacct is not available: previous submissions are in an unknown state")

@@ -4,7 +4,9 @@ A job is *stored* when the store has its record, whatever the scheduler says: a 
 written only by a job that finished. Otherwise its last submission (``submitted.json`` in the
 table's log folder) and ``sacct`` decide: *running* or *pending* while Slurm still holds it,
 *failed* when it ended without a record (``COMPLETED`` without a record counts as failed too),
-*blocked* when it waits on a pretraining job that failed, *missing* when it was never
+*blocked* when it waits on a pretraining job that failed or whose Slurm job ended other than
+``COMPLETED`` (even one whose record is stored: Slurm never starts what waits on it
+``afterok``; ``repro launch`` cancels and resubmits it), *missing* when it was never
 submitted, and *unknown* when ``sacct`` has no trace of a job we submitted. A record that
 other code or data made (``repro.freshness``) is *stale* unless Slurm is recomputing it. A job
 that failed on the local or debug executor is *failed* with the cause and log kept in
@@ -199,10 +201,29 @@ def job_statuses(jobs: list[J.Job], submitted: dict[str, dict],
                            log=st.log, cause=why)
         if st.state == "pending" and job.deps:
             pre = out.get(job.deps[0])
+            after = submitted.get(job.key, {}).get("after")
+            after_state = (states or {}).get(after) if after else None
             if pre is not None and pre.state == "failed":
                 st.state, st.log = "blocked", pre.log  # afterok can never be satisfied
+            elif after_state in ENDED and after_state != "COMPLETED":
+                # Stranded: the pretraining job it waits on ended badly in Slurm's eyes, yet
+                # (or: even though) its record may be stored (a signal after the record).
+                # Slurm will never start it; `repro launch` cancels and resubmits it.
+                st.state = "blocked"
+                st.cause = (f"waits (afterok) on Slurm job {after}, which ended {after_state}: "
+                            "Slurm will never start it; `repro launch` resubmits it")
         out[job.key] = st
     return out
+
+
+def submitted_ids(jobs, submitted: dict[str, dict]) -> list[str]:
+    """The Slurm job ids of ``jobs``' last submissions and of the jobs they wait on."""
+    ids = []
+    for j in jobs:
+        entry = submitted.get(j.key)
+        if entry:
+            ids += [entry["job_id"]] + ([entry["after"]] if entry.get("after") else [])
+    return list(dict.fromkeys(ids))
 
 
 def choose_sources(table: Table, scale: str, submitted: dict, store_dir=None) -> dict[str, str]:
@@ -228,7 +249,7 @@ def table_status(table: Table, scale: str, store_dir=None, states=...) -> dict:
     sources = choose_sources(table, scale, submitted, store_dir)
     jobs = J.expand(table, scale, sources)
     if states is ...:
-        states = sacct_states(submitted[j.key]["job_id"] for j in jobs if j.key in submitted)
+        states = sacct_states(submitted_ids(jobs, submitted))
     judge = Judge(jobs, load_records(jobs, store_dir))
     statuses = job_statuses(jobs, submitted, states, store_dir, stale=judge.stale(),
                             failures=read_failures(folder))

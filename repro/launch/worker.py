@@ -10,8 +10,6 @@ import os
 import time
 from pathlib import Path
 
-import submitit
-
 from repro import store
 
 RUNS_ENV = "REPRO_RUNS"
@@ -66,6 +64,7 @@ def run_pretrain(job: dict, store_dir: str | None, runs_dir: str | None,
     metrics = {k: summary[k] for k in ("final_loss", "train_seconds", "images_per_second")}
     rec = _record(job, metrics, {"recipe": payload["recipe"], "history": summary["history"],
                                  "run_id": summary["run_id"], "fingerprint": fp,
+                                 "attempts": summary["attempts"],
                                  "artifacts": {"encoders": str(run_dir / ENCODERS)}}, started)
     store.put(rec, store_dir)
     return rec
@@ -158,53 +157,3 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
     _log(f"{job['label']}: " + ", ".join(f"{k}={v:.4g}" for k, v in result.items()
                                          if isinstance(v, (int, float))))
     return rec
-
-
-def export_distributed_env(log=_log) -> int:
-    """In a submitit job with several tasks, export RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT/
-    LOCAL_RANK for ``repro.distributed.init_from_env``; returns the number of tasks.
-
-    submitit's ``TorchDistributedEnvironment`` takes the master address from the first host
-    of the job, the port from the job id (or ``MASTER_PORT``), and the ranks from Slurm's
-    (or the local executor's) task variables. CUDA_VISIBLE_DEVICES is left as Slurm set it;
-    ``init_from_env`` picks the GPU by local rank.
-    """
-    try:
-        env = submitit.JobEnvironment()
-    except RuntimeError:  # not inside a submitit job (tests calling the runner directly)
-        return 1
-    if env.num_tasks <= 1:
-        return 1
-    dist_env = submitit.helpers.TorchDistributedEnvironment().export(
-        set_cuda_visible_devices=False, overwrite=True)
-    log(f"rank {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) of job "
-        f"{env.job_id}; master {dist_env.master_addr}:{dist_env.master_port}")
-    return dist_env.world_size
-
-
-class JobRunner(submitit.helpers.Checkpointable):
-    """The callable submitit pickles.
-
-    On SIGUSR2 (preemption, or ``signal_delay_s`` before the time limit) submitit calls
-    ``checkpoint`` on rank 0 and requeues the same call: pretraining then resumes from the
-    last checkpoint in ``runs/<key>`` and an evaluation simply runs again. A job ends in a
-    record only when it finished, so a requeued job writes at most the same key again.
-    """
-
-    def __call__(self, job: dict, store_dir: str | None, runs_dir: str | None):
-        if job["kind"] == "pretrain":
-            export_distributed_env()
-            return run_pretrain(job, store_dir, runs_dir)
-        return run_eval(job, store_dir, runs_dir)
-
-    # NOTE: SIGTERM alone (preemption where Slurm is not configured to send the user signal,
-    # PreemptParameters=send_user_signal) is ignored by submitit, as is its default: training
-    # goes on through the grace time, then Slurm kills the job and, thanks to ``--requeue``,
-    # requeues it (or ``repro launch`` resubmits it); either way it resumes from the last
-    # epoch checkpoint. Requeueing on SIGTERM would also requeue jobs a user ``scancel``s.
-    def checkpoint(self, job: dict, store_dir: str | None, runs_dir: str | None):
-        # Pretraining checkpoints every epoch (atomically), so there is nothing to save here.
-        where = runs_root(runs_dir) / job["key"] / "checkpoint.pt"
-        _log(f"{job['label']}: interrupted; requeueing "
-             + (f"to resume from {where}" if job["kind"] == "pretrain" else "to run again"))
-        return super().checkpoint(job, store_dir, runs_dir)

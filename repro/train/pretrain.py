@@ -140,7 +140,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
              stop_after_epoch: int | None = None, tag: dict | None = None) -> dict:
     """Train ``recipe`` into ``run_dir``; resume from ``run_dir/checkpoint.pt`` if present.
 
-    Returns a summary (per-epoch mean of every logged scalar, time, throughput, run id).
+    Returns a summary (per-epoch mean of every logged scalar, time and throughput summed over
+    the attempts that resumed the run, the number of attempts, run id).
     ``stop_after_epoch`` ends the call early after that epoch's checkpoint (tests, requeue).
     ``tag``: ``{"run_id", "digest"}``: the run's identity, kept in the checkpoint (a resumed
     run keeps its first run id) and in the encoders; a checkpoint with another digest is not
@@ -171,6 +172,10 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     history: list[dict] = []
     start_epoch = 0
+    # Time and images of the epochs already trained, summed over attempts (requeues): a
+    # resumed run adds its own. NOTE: the unfinished epoch of an interrupted attempt is redone
+    # and counted once, so ``train_seconds`` is the time the kept work took.
+    spent = {"train_seconds": 0.0, "images_seen": 0, "attempts": 1}
     ckpt_path = run_dir / CHECKPOINT
     state = _resume_state(ckpt_path, device, tag, log)
     if state is not None:
@@ -179,6 +184,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         start_epoch, history = state["epoch"], state["history"]
+        spent = dict(state.get("spent", spent))
+        spent["attempts"] += 1
         tag["run_id"] = state.get("tag", {}).get("run_id", tag["run_id"])
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
     model = method
@@ -251,11 +258,16 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         if D.rank() == 0:
             save_atomic({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "epoch": epoch + 1,
-                         "history": history, "tag": tag}, ckpt_path)
+                         "history": history, "tag": tag,
+                         "spent": {**spent, "train_seconds": spent["train_seconds"]
+                                   + time.time() - t_start,
+                                   "images_seen": spent["images_seen"] + images_seen}},
+                        ckpt_path)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
             return {"stopped_at_epoch": epoch + 1, "history": history}
 
-    elapsed = time.time() - t_start
+    elapsed = spent["train_seconds"] + time.time() - t_start
+    images_seen += spent["images_seen"]
     if D.rank() == 0:
         save_atomic({
             "backbone": dict(recipe["backbone"]),
@@ -271,6 +283,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         "train_seconds": elapsed,
         "images_per_second": images_seen / elapsed if elapsed > 0 else None,
         "world_size": world,
+        "attempts": spent["attempts"],
         "run_id": tag["run_id"],
     }
 

@@ -15,7 +15,7 @@ from torch import nn
 from repro import distributed as D
 from repro import jobs, store
 from repro.launch import executor_for, job_dict
-from repro.launch.worker import JobRunner
+from repro.launch.runner import JobRunner
 from repro.methods.estep import cluster_features
 from repro.spec import load_table
 from repro.train.pretrain import build_method, make_extractor

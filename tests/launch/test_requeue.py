@@ -12,7 +12,7 @@ import torch
 
 from repro import jobs, store
 from repro.launch import executor_for, job_dict
-from repro.launch.worker import JobRunner
+from repro.launch.runner import JobRunner
 from repro.spec import load_table
 from repro.train.checkpoint import load
 from repro.train.pretrain import pretrain
@@ -83,11 +83,43 @@ def test_sigusr2_checkpoints_requeues_and_resumes_exactly(isolated, uninterrupte
     at = _wait_for_epoch(run_dir, 1)
     assert at < EPOCHS, "training finished before it could be interrupted"
     os.kill(_task_pid(sub), signal.SIGUSR2)  # what Slurm sends before the time limit
+    first = load(run_dir / "checkpoint.pt")["spent"]  # what the first attempt kept
     rec = sub.result()
     out = Path(sub.paths.stdout).read_text() + Path(sub.paths.stderr).read_text()
     assert "interrupted; requeueing" in out and "resumed from" in out, out[-3000:]
     assert store.get(job.key) == rec
     _assert_same_as(rec, run_dir, uninterrupted)
+    # time is summed over the two attempts, not the last one's alone
+    assert rec["attempts"] == 2 and first["attempts"] == 1
+    last = load(run_dir / "checkpoint.pt")["spent"]
+    assert last["attempts"] == 2 and last["train_seconds"] > first["train_seconds"] > 0
+    assert rec["metrics"]["train_seconds"] >= last["train_seconds"]
+    full = uninterrupted[0]  # the same images as the uninterrupted run, none counted twice
+    assert last["images_seen"] == round(full["images_per_second"] * full["train_seconds"])
+    assert last["images_seen"] > first["images_seen"]
+
+
+def test_a_signal_after_the_record_is_written_ends_the_job_well(isolated):
+    """USR2 just after a job wrote its record (it finished seconds before the time limit):
+    the requeued attempt finds the record and returns it without training; once a job is done
+    the signal is ignored, so the job never ends FAILED with its evaluations stranded."""
+    from repro.launch.runner import JobRunner, stored_result
+
+    table, job = _pcl_job()
+    job.payload["recipe"]["optim"]["epochs"] = 1
+    jd = job_dict(job, table, "smoke", {"digits": "real"})
+    runner = JobRunner()
+    rec = runner(jd, None, None)
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN  # done: a late signal is moot
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    assert stored_result(jd, None, None) == rec
+    mtime = store.record_path(job.key).stat().st_mtime_ns
+    again = runner(jd, None, None)  # the requeued attempt
+    assert again == rec and store.record_path(job.key).stat().st_mtime_ns == mtime
+    # ... but not when its encoders are gone (the launcher retrains them)
+    (isolated / "runs" / job.key / "encoders.pt").unlink()
+    assert stored_result(jd, None, None) is None
+    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
 
 
 def test_sigterm_then_kill_loses_nothing_and_a_resubmission_resumes(isolated, uninterrupted):

@@ -147,6 +147,38 @@ def test_relaunch_skips_held_jobs_and_resubmits_failed_ones(fake_slurm, capsys):
     assert third["to_submit"] == [] and len(fake_slurm.submissions()) == 7
 
 
+def test_evaluations_stranded_behind_a_stored_pretraining_are_resubmitted(fake_slurm, capsys):
+    """A pretraining job wrote its record, then ended FAILED in sacct (a signal after the
+    record): it counts as stored, and its evaluations, which Slurm will never start (afterok),
+    show as blocked; a relaunch cancels them and resubmits them with no dependency."""
+    table = load_table(CLUSTER)
+    launch(table, "cluster", "slurm", log=_quiet)
+    pre, evals = _expanded(table)
+    first = _submitted(table)
+    ids = {k: v["job_id"] for k, v in first.items()}
+    fake_slurm.set_states({ids[pre["moco"].key]: "FAILED", ids[pre["pcl"].key]: "RUNNING"})
+    _fresh_pretraining_record(pre["moco"])
+
+    assert main(["status", str(CLUSTER), "--scale", "cluster"]) == 1
+    status = capsys.readouterr().out
+    lines = {tuple(c.strip() for c in line.split("|")[1:4]): line
+             for line in status.splitlines() if line.startswith("| ")}
+    for col in ("probe", "knn"):
+        row = lines["MoCo", col, "0"]
+        assert "blocked" in row and f"Slurm job {ids[pre['moco'].key]}, which ended FAILED" \
+            in row, row
+        assert "pending" in lines["PCL", col, "0"]  # waits on a running job: fine
+    assert "2 blocked, 2 pending, 1 running, 1 stored" in status
+
+    out = launch(table, "cluster", "slurm", log=_quiet)
+    moco_evals = {evals["moco", "probe"].key, evals["moco", "knn"].key}
+    assert {j.key for j in out["to_submit"]} == moco_evals
+    assert sorted(fake_slurm.calls("scancel")[0]) == sorted(ids[k] for k in moco_evals)
+    second = _submitted(table)
+    assert all(second[k]["after"] is None and second[k]["job_id"] != ids[k]
+               for k in moco_evals)
+
+
 def test_jobs_unknown_to_sacct_are_not_resubmitted_unless_asked(fake_slurm):
     table = load_table(CLUSTER)
     launch(table, "cluster", "slurm", log=_quiet)
