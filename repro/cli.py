@@ -97,11 +97,14 @@ RESOURCE_FLAGS = {
     "timeout_min": (int, "time limit of a pretraining job, minutes"),
     "cpus_per_task": (int, "CPUs per pretraining process"),
     "mem_gb": (float, "memory per node of a pretraining job, GB"),
+    "signal_delay_s": (int, "seconds before the time limit a pretraining job is signalled "
+                            "to requeue (default 90; the time limit must exceed it by 90 s)"),
     "eval_gpus_per_node": (int, "GPUs of an evaluation job"),
     "eval_timeout_min": (int, "time limit of an evaluation job, minutes"),
     "eval_cpus_per_task": (int, "CPUs of an evaluation job"),
     "eval_mem_gb": (float, "memory of an evaluation job, GB"),
     "eval_array_parallelism": (int, "evaluations of one pretraining run at once"),
+    "eval_signal_delay_s": (int, "requeue signal lead of an evaluation job, seconds"),
 }
 
 

@@ -58,6 +58,7 @@ FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "mem_gb": (_memory, f"a finite number of GB >= {MIN_MEM_GB}"),
     "timeout_min": (_integer(1), "an integer number of minutes >= 1"),
     "array_parallelism": (_integer(1), "an integer >= 1"),
+    "signal_delay_s": (_integer(10), "an integer number of seconds >= 10"),
     "partition": _NAME_RULE,
     "account": _NAME_RULE,
     "qos": _NAME_RULE,

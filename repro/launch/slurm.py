@@ -39,7 +39,22 @@ from repro.launch.status import (
 # A pretraining run longer than its time limit resumes in a new allocation this many times.
 MAX_TIMEOUTS = 30
 SIGNAL_DELAY_S = 90  # submitit's default: SIGUSR2 this long before the time limit
-MIN_TIMEOUT_MIN = 3  # leaves at least 90 s of work before the requeue signal
+
+
+EARLY_SIGNAL_S = 60  # sbatch(1), --signal: "may be sent up to 60 seconds earlier than specified"
+MIN_WORK_S = 30  # what each attempt must be left to work, at worst
+
+
+def min_timeout_min(signal_delay_s: int) -> int:
+    """The shortest time limit (minutes) for a requeue-signal lead: Slurm checks time limits
+    periodically and sends the signal up to 60 s before the lead asks, so an attempt may be
+    signalled ``signal_delay_s + 60`` s before its limit; it must still get ``MIN_WORK_S``.
+    (Measured on Slurm 22.05: with a 1-minute limit and a 30 s lead every attempt was
+    signalled 5 s after it started.)"""
+    return -(-(signal_delay_s + EARLY_SIGNAL_S + MIN_WORK_S) // 60)
+
+
+MIN_TIMEOUT_MIN = min_timeout_min(SIGNAL_DELAY_S)  # 3
 SHARED_KEYS = ("partition", "constraint", "account", "qos")
 
 
@@ -51,11 +66,14 @@ def slurm_parameters(resources: dict, kind: str, name: str) -> dict:
     check_resources(resources)
     check_job_name(name)
     timeout = int(resources.get("timeout_min", 60))
-    if timeout < MIN_TIMEOUT_MIN:
+    delay = int(resources.get("signal_delay_s", SIGNAL_DELAY_S))
+    if timeout < min_timeout_min(delay):
         raise ResourceError("timeout_min", f"{timeout} min is too short: Slurm sends the "
-                            f"requeue signal {SIGNAL_DELAY_S} s before the limit, so a job "
-                            f"would requeue before doing any work; the minimum is "
-                            f"{MIN_TIMEOUT_MIN} (--timeout-min)")
+                            f"requeue signal {delay} s (up to {delay + EARLY_SIGNAL_S} s) "
+                            f"before the limit, so a job would requeue before doing any "
+                            f"work; the minimum is "
+                            f"{min_timeout_min(delay)} (--timeout-min, or a shorter "
+                            "--signal-delay-s)")
     gpus = int(resources.get("gpus_per_node", 0))
     params = {
         "job_name": name,
@@ -65,6 +83,7 @@ def slurm_parameters(resources: dict, kind: str, name: str) -> dict:
         "ntasks_per_node": max(gpus, 1) if kind == "pretrain" else 1,
         "cpus_per_task": int(resources.get("cpus_per_task", 10)),
         "mem": _mem(resources.get("mem_gb", 64)),
+        "signal_delay_s": delay,
         "additional_parameters": {"requeue": True},
     }
     if gpus:

@@ -274,7 +274,19 @@ def test_time_limit_shorter_than_the_requeue_signal_is_refused(fake_slurm, capsy
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "timeout_min" in err and "minimum is 3" in err
+    assert "--signal-delay-s" in err
     assert fake_slurm.submissions() == []
+    # a shorter signal lead allows a shorter limit: 2 minutes with the signal 30 s before it
+    # (Slurm may send it 60 s early: 30 s of work are left at worst)
+    argv = [*argv[:-1], "1", "--signal-delay-s", "30"]
+    assert main(argv) == 2 and "minimum is 2" in capsys.readouterr().err
+    argv = [*argv[:-3], "2", "--signal-delay-s", "30", "--eval-signal-delay-s", "20"]
+    assert main(argv) == 0
+    subs = fake_slurm.submissions()
+    pre = [s["params"] for s in subs if "array" not in s["params"]]
+    arrays = [s["params"] for s in subs if "array" in s["params"]]
+    assert pre and all(p["time"] == "2" and p["signal"] == "USR2@30" for p in pre)
+    assert arrays and all(p["signal"] == "USR2@20" for p in arrays)
 
 
 def test_evaluation_resources_are_overridden_by_the_eval_flags_only(fake_slurm):

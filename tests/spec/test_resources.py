@@ -26,10 +26,12 @@ INJECTIONS = [
     "x" * 300, "gpu$HOME", "gpu>out", "gpu<in", "(gpu)",
 ]
 NUMBER_INJECTIONS = {"nodes": "1\n#SBATCH --x", "gpus_per_node": "8;id", "mem_gb": "64GB\nid",
-                     "timeout_min": "60 ", "cpus_per_task": 1.0, "array_parallelism": True}
+                     "timeout_min": "60 ", "cpus_per_task": 1.0, "array_parallelism": True,
+                     "signal_delay_s": "90\n#SBATCH --x"}
 VALID = {"partition": "gpu,debug", "account": "proj_1.a-b", "qos": "high",
          "constraint": "a100&ib|[h100*2,v100]:x", "nodes": 2, "gpus_per_node": 8,
-         "mem_gb": 0.5, "timeout_min": 2880, "cpus_per_task": 10, "array_parallelism": 4}
+         "mem_gb": 0.5, "timeout_min": 2880, "cpus_per_task": 10, "array_parallelism": 4,
+         "signal_delay_s": 120}
 
 
 def _one_line(text: str) -> bool:
