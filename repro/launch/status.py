@@ -203,8 +203,9 @@ def job_statuses(jobs: list[J.Job], submitted: dict[str, dict],
             pre = out.get(job.deps[0])
             after = submitted.get(job.key, {}).get("after")
             after_state = (states or {}).get(after) if after else None
-            if pre is not None and pre.state == "failed":
-                st.state, st.log = "blocked", pre.log  # afterok can never be satisfied
+            if pre is not None and pre.state == "failed":  # afterok can never be satisfied
+                st.state, st.log = "blocked", pre.log
+                st.cause = f"its pretraining (Slurm job {pre.job_id}) failed: {pre.cause}"
             elif after_state in ENDED and after_state != "COMPLETED":
                 # Stranded: the pretraining job it waits on ended badly in Slurm's eyes, yet
                 # (or: even though) its record may be stored (a signal after the record).

@@ -233,10 +233,11 @@ def test_requeue_and_usr2_resume_to_the_uninterrupted_result(cluster, uninterrup
 
 
 def test_cancelled_pretraining_blocks_its_evaluation_until_a_relaunch(cluster, monkeypatch,
-                                                                       capsys):
+                                                                       capsys, long_job):
     """`scancel` of a running pretraining: `repro status` shows it failed and its evaluation
     blocked (Slurm holds it forever: its afterok can never be satisfied); a relaunch cancels
-    the blocked evaluation and submits both again, and they complete."""
+    the blocked evaluation and submits both again, and they complete. (The long job of the
+    next test runs meanwhile.)"""
     jobs = _submit_faults(monkeypatch, cluster)
     pre_id, ev_id = jobs["pretrain"]["job_id"], jobs["eval"]["job_id"]
     _wait_for("the pretraining to start",
@@ -268,12 +269,12 @@ def test_cancelled_pretraining_blocks_its_evaluation_until_a_relaunch(cluster, m
     assert "2 stored (of 2 jobs)" in capsys.readouterr().out
 
 
-def test_a_pretraining_longer_than_its_time_limit_is_requeued_until_done(cluster, uninterrupted,
-                                                                        monkeypatch):
-    """A 2-minute limit with the requeue signal 30 s before it (Slurm may send it up to 60 s
-    earlier: each attempt works 30 to 90 s) and a pretraining sized, from the uninterrupted
-    run's speed on this machine, to need about 130 s: Slurm signals it, submitit requeues it,
-    it resumes until done, and its record counts the training time of every attempt."""
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory, uninterrupted):
+    """The fault table's pretraining sized, from the uninterrupted run's speed on this machine,
+    to need about 130 s, submitted with a 2-minute limit and the requeue signal 30 s before
+    it (Slurm may send it up to 60 s earlier: each attempt works 30 to 90 s). Submitted by the
+    first test that asks, so that it runs beside that test's jobs."""
     import yaml
 
     reference, _ = _pre_record_and_encoders(_wait_for_uninterrupted(uninterrupted))
@@ -281,16 +282,28 @@ def test_a_pretraining_longer_than_its_time_limit_is_requeued_until_done(cluster
     raw = yaml.safe_load(FAULTS.read_text())
     epochs = max(8, int(130 / per_epoch) + 1)
     raw["recipe_defaults"]["smoke"]["optim"]["epochs"] = epochs
-    spec = cluster / "slurm_faults_long.yaml"
+    root = tmp_path_factory.mktemp("long")
+    spec = root / "slurm_faults_long.yaml"
     spec.write_text(yaml.safe_dump(raw))
-    _use(monkeypatch, cluster)
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    _use(mp, root)
     argv = ["launch", str(spec), "--scale", "smoke", "--executor", "slurm", *SMALL,
             "--timeout-min", "2", "--signal-delay-s", "30"]
     assert main(argv) == 0
     jobs = {e["kind"]: e for e in read_submitted(log_root(load_table(spec), "smoke")).values()}
+    mp.undo()
+    return {"root": root, "jobs": jobs, "epochs": epochs, "reference": reference,
+            "per_epoch": per_epoch}
+
+
+def test_a_pretraining_longer_than_its_time_limit_is_requeued_until_done(cluster, long_job):
+    """The long job (above): Slurm signals it before its limit, submitit requeues it, it
+    resumes until done, and its record counts the training of every attempt."""
+    jobs, epochs, reference = long_job["jobs"], long_job["epochs"], long_job["reference"]
     states = _wait_until_ended([e["job_id"] for e in jobs.values()], timeout_s=540)
     assert set(states.values()) == {"COMPLETED"}, states
-    rec, _ = _pre_record_and_encoders(cluster)
+    rec, _ = _pre_record_and_encoders(long_job["root"])
     report(f"faults: {epochs} epochs under a 2-minute limit (--signal-delay-s 30)",
            sacct_attempts([e["job_id"] for e in jobs.values()])
            + f"record: attempts={rec['attempts']} train_seconds="
@@ -304,6 +317,6 @@ def test_a_pretraining_longer_than_its_time_limit_is_requeued_until_done(cluster
                               capture_output=True, text=True, check=True).stdout.split()
     assert attempts[-1].startswith("COMPLETED|") and len(attempts) == rec["attempts"], attempts
     assert rec["metrics"]["train_seconds"] > int(attempts[-1].split("|")[1])
-    per_epoch_images = reference["metrics"]["images_per_second"] * per_epoch
+    per_epoch_images = reference["metrics"]["images_per_second"] * long_job["per_epoch"]
     images = rec["metrics"]["images_per_second"] * rec["metrics"]["train_seconds"]
     assert round(images) == round(per_epoch_images * epochs)
