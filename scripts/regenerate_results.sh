@@ -2,6 +2,8 @@
 # Recompute every committed record and table at smoke scale, from a clean checkout of a commit.
 #
 #   bash scripts/regenerate_results.sh run [COMMIT]   # compute (about 80 min on 2 cores)
+#   REUSE=1 bash scripts/regenerate_results.sh run    # start from the committed records:
+#                                                     # only stale or missing ones recompute
 #   bash scripts/regenerate_results.sh install DIR    # copy DIR's records into results/store
 #                                                     # and re-render every results/ table
 #
@@ -20,6 +22,10 @@ run)
   dir=$(mktemp -d /tmp/repro-regen.XXXXXX)
   echo "regenerating at ${commit:0:10} in $dir"
   git -C "$repo" worktree add --detach "$dir/src" "$commit" >/dev/null
+  if [[ -n ${REUSE:-} ]]; then  # `repro launch` keeps every record that is still fresh
+    cp -r "$dir/src/results/store" "$dir/store"
+    echo "starting from the $(find "$dir/store" -name '*.json' | wc -l) committed records"
+  fi
   export PYTHONPATH="$dir/src" REPRO_STORE="$dir/store" REPRO_RUNS="$dir/runs" \
     REPRO_LOGS="$dir/logs" REPRO_DATA="$dir/data" REPRO_CACHE="$dir/cache"
   cd "$dir/src"
