@@ -65,15 +65,25 @@ class Column:
     digits: int = 1
 
 
+# Where the numbers of a row without a recipe come from (a row with a recipe is ours: we train
+# it). The spec must say which: a reader must not take the paper's own run for a cited number.
+ORIGINS = {
+    "quoted": "the paper quoted it from other work",
+    "paper": "the paper's own run, not rerun",
+}
+
+
 @dataclass
 class Row:
     name: str
-    recipe: str | None  # None: reference-only (quoted from other work)
+    recipe: str | None  # None: not rerun; ``origin`` says whose numbers they are
     paper: dict[str, str]  # column id -> the value exactly as printed
     info: dict[str, str] = field(default_factory=dict)
     # Result columns computed for this row (trained rows only). Default: every result column
     # whose printed value is not "" ("" = the paper's table has no such cell for this row).
     evaluate: list[str] = field(default_factory=list)
+    origin: str | None = None  # rows without a recipe: a key of ORIGINS; None when trained
+    reason: str = ""  # origin "paper": why we do not rerun it ("" = the spec gives none)
 
 
 @dataclass
@@ -690,8 +700,9 @@ CELL = AnyOf((Text(), Number()))
 COLUMN = Block({"id": Text(NAME_ID), "label": Text(), "eval": Text(), "metric": Text(),
                 "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10)},
                required=("id", "label"))
-ROW = Block({"name": Text(), "recipe": Text(), "paper": Mapping(values=CELL),
-             "info": Mapping(values=CELL), "evaluate": ListOf(Text(), distinct=True)},
+ROW = Block({"name": Text(), "recipe": Text(), "origin": OneOf("row origin", ORIGINS.keys),
+             "reason": Text(), "paper": Mapping(values=CELL), "info": Mapping(values=CELL),
+             "evaluate": ListOf(Text(), distinct=True)},
             required=("name", "paper"))
 # What one file may hold; the spec's own keys override those of its includes.
 INCLUDABLE = {"recipes": Mapping(NAME_ID), "recipe_defaults": Mapping(NAME_ID),
@@ -903,6 +914,22 @@ def _row_columns(row: dict, at: FieldPath, columns: list[Column]) -> None:
             raise _bad(at + ("evaluate", j), key, ", ".join(eval_ids), "not a result column:")
 
 
+def _row_origin(row: dict, at: FieldPath) -> None:
+    """A row without a recipe says whose numbers it shows; a trained row (ours) says nothing."""
+    allowed = " or ".join(f"{k} ({v})" for k, v in ORIGINS.items())
+    if "recipe" in row:
+        for key in ("origin", "reason"):
+            if key in row:
+                raise _bad(at + (key,), row[key], f"{key} only in rows without a recipe (a "
+                           "row with a recipe is trained by us)", "not used with recipe:")
+        return
+    if "origin" not in row:
+        raise _Invalid(at + ("origin",), f"required in a row without recipe; allowed: {allowed}")
+    if "reason" in row and row["origin"] != "paper":
+        raise _bad(at + ("reason",), row["reason"], "reason only with origin: paper (why we do "
+                   "not rerun the paper's own run)", f"not used with origin {row['origin']!r}:")
+
+
 def _rows(raw: list, columns: list[Column], recipes: dict) -> list[Row]:
     rows: list[Row] = []
     eval_ids = [c.id for c in columns if c.eval]
@@ -911,6 +938,7 @@ def _rows(raw: list, columns: list[Column], recipes: dict) -> list[Row]:
         ROW(row, at)
         if "recipe" in row:
             OneOf("recipe", recipes.keys)(row["recipe"], at + ("recipe",))
+        _row_origin(row, at)
         _row_columns(row, at, columns)
         if row.get("recipe") and any(r.name == row["name"] and r.recipe for r in rows):
             raise _bad(at + ("name",), row["name"], "distinct names of trained rows",
@@ -919,7 +947,8 @@ def _rows(raw: list, columns: list[Column], recipes: dict) -> list[Row]:
         evaluate = row.get("evaluate", [c for c in eval_ids if paper.get(c) != ""])
         rows.append(Row(name=row["name"], recipe=row.get("recipe"), paper=paper,
                         info={k: str(v) for k, v in row.get("info", {}).items()},
-                        evaluate=list(evaluate) if row.get("recipe") else []))
+                        evaluate=list(evaluate) if row.get("recipe") else [],
+                        origin=row.get("origin"), reason=row.get("reason", "")))
     return rows
 
 

@@ -1,8 +1,10 @@
 """Render a table from stored records and the paper's numbers (no torch).
 
 Per cell: the paper's value as printed, ours (mean ± std over seeds) and the difference.
-Rows the paper quoted from other work are shown as printed. Anything computed on
-synthetic data is labelled so in the header and in every such cell.
+Rows without a recipe are shown as printed and labelled by their ``origin``: quoted by the
+paper from other work, or the paper's own run that we do not rerun (with the spec's reason
+under the table). Anything computed on synthetic data is labelled so in the header and in
+every such cell.
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ from repro.freshness import Judge
 from repro.spec import Table, paper_number
 
 POLICY_MARK = {"test": "ᵀ", "val": "ⱽ"}
+# The "ours" cell of a row we do not rerun, by the row's origin (repro.spec.ORIGINS).
+ORIGIN_LABEL = {"quoted": "(quoted)", "paper": "(paper's run, not rerun)"}
+LEGEND = (
+    "paper = as printed in the paper; ours = mean ± std over seeds of our run of the row's "
+    "recipe (pending = not computed yet; blank = a column not evaluated for this row, e.g. "
+    "the paper has no such cell); Δ = ours − paper. Rows without a recipe are not rerun: "
+    "(quoted) = the paper quoted this row from other work (cited numbers); "
+    "(paper's run, not rerun) = the paper's own run, which we do not rerun (why: below). "
+    "ᵀ = a hyper-parameter (e.g. SVM cost) was selected on the test set, as the paper's "
+    "protocol does; ⱽ = selected on a held-out split of the training data. "
+    "(stale) = made by other code or data than this checkout's."
+)
 
 
 def source_candidates(table: Table, scale: str) -> list[dict[str, str]]:
@@ -99,6 +113,17 @@ def _stale_lines(jobs, records, stale: dict[str, list[str]], unchecked: list[str
     return lines
 
 
+def _not_rerun_lines(table: Table) -> list[str]:
+    """The paper's own runs that we do not rerun, grouped by the spec's reason."""
+    by_reason: dict[str, list[str]] = {}
+    for row in table.rows:
+        if row.recipe is None and row.origin == "paper":
+            by_reason.setdefault(row.reason, []).append(row.name)
+    return [f"- The paper's own run{'s' if len(names) > 1 else ''}, not rerun: "
+            f"{', '.join(names)}" + (f" — {reason}" if reason else " (no reason given)")
+            for reason, names in by_reason.items()]
+
+
 def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | None = None) -> str:
     jobs, records, sources = stored_jobs(table, scale, sources, root)
     judge = Judge(jobs, records)
@@ -116,7 +141,7 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
         for c in eval_cols:
             printed = row.paper.get(c.id, "")
             if row.recipe is None:
-                line += [printed, "(quoted)", ""]
+                line += [printed, ORIGIN_LABEL[row.origin], ""]
                 continue
             if c.id not in row.evaluate:
                 line += [printed, "", ""]
@@ -167,12 +192,11 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
         "",
         tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True),
         "",
-        "paper = as printed in the paper; ours = mean ± std over seeds; Δ = ours − paper. "
-        "(quoted) = the paper quoted this row from other work; we do not rerun it. "
-        "ᵀ = a hyper-parameter (e.g. SVM cost) was selected on the test set, as the paper's "
-        "protocol does; ⱽ = selected on a held-out split of the training data. "
-        "(stale) = made by other code or data than this checkout's.",
+        LEGEND,
     ]
+    not_rerun = _not_rerun_lines(table)
+    if not_rerun:
+        parts += [""] + not_rerun
     for note in table.notes:
         parts.append(f"\n- {note}")
     return "\n".join(parts) + "\n"

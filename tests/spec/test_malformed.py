@@ -370,6 +370,14 @@ CASES = [
     C("row-unknown-key", put("rows[0].colour", "red"), "rows[0].colour: unknown key"),
     C("row-nan-cell", put("rows[0].paper.probe", float("nan")), "rows[0].paper.probe: "
       "invalid value nan"),
+    C("row-origin-missing", drop("rows[0].origin"), "rows[0].origin: required in a row "
+      "without recipe", "allowed: quoted (", "or paper ("),
+    C("row-origin-unknown", put("rows[0].origin", "own"), "rows[0].origin: unknown row origin "
+      "'own'", "allowed: quoted, paper"),
+    C("row-origin-with-recipe", put("rows[1].origin", "quoted"), "rows[1].origin: not used "
+      "with recipe: 'quoted'", "allowed: origin only in rows without a recipe"),
+    C("row-reason-with-quoted", put("rows[0].reason", "why"), "rows[0].reason: not used with "
+      "origin 'quoted': 'why'", "allowed: reason only with origin: paper"),
     # --- not YAML, not text, not a file ------------------------------------------------------
     C("not-utf8", BASE_TEXT.encode() + b"notes: ['\xff\xfe']\n", "not UTF-8 text (byte 0xff "
       "at offset"),
