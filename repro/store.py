@@ -124,12 +124,17 @@ def all_records(root: str | Path | None = None):
 
 
 def git_state(cwd: str | Path | None = None) -> dict:
-    """Commit and dirty flag of the checkout the code runs from (None outside git)."""
+    """Commit and dirty flag of the checkout the code runs from (None outside git).
+
+    ``results/`` is left out of the dirty check: it is what the harness writes (a launch
+    renders its table there), not code, so a second launch is not "dirty" because of the
+    first one's table."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)results"],
                                cwd=cwd, capture_output=True, text=True, check=True).stdout
         return {"commit": commit, "dirty": bool(dirty.strip())}
     except (OSError, subprocess.CalledProcessError):

@@ -28,7 +28,10 @@ run)
   fi
   export PYTHONPATH="$dir/src" REPRO_STORE="$dir/store" REPRO_RUNS="$dir/runs" \
     REPRO_LOGS="$dir/logs" REPRO_DATA="$dir/data" REPRO_CACHE="$dir/cache"
-  cd "$dir/src"
+  # Run beside the worktree, not in it: the tables each launch writes stay out of it.
+  mkdir -p "$dir/cwd"
+  ln -sfn "$dir/src/experiments" "$dir/cwd/experiments"
+  cd "$dir/cwd"
   for spec in experiments/*/*.yaml; do
     echo "== $spec ($(date +%T))"
     "$py" -m repro.cli launch "$spec" --scale smoke --executor local

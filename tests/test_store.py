@@ -83,3 +83,29 @@ def test_provenance_has_commit_versions_host_time():
     assert "torch" in prov["versions"] and "repro" in prov["versions"]
     assert set(prov["git"]) == {"commit", "dirty"}
     json.dumps(prov)
+
+
+def test_git_state_is_dirty_for_code_changes_not_for_rendered_results(tmp_path):
+    """A launch writes its table under results/: the next launch's records are not "dirty"
+    because of it; a changed code file still makes them dirty."""
+    import subprocess
+
+    from repro.store import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    assert git_state(tmp_path / "pkg") == {"commit": git_state(tmp_path)["commit"],
+                                           "dirty": False}
+    (tmp_path / "results" / "table.md").write_text("new\n")
+    assert git_state(tmp_path / "pkg")["dirty"] is False
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path / "pkg")["dirty"] is True
