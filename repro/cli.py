@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="run one protocol on saved features (.npz)")
     eval_command.add_arguments(ev)
     ev.set_defaults(fn=eval_command.run)
+
+    from repro import feature_export
+
+    fe = sub.add_parser("features", help="find (and copy) the cached features of a stored run "
+                        "for `repro eval`")
+    feature_export.add_arguments(fe)
+    fe.set_defaults(fn=feature_export.run)
     return p
 
 
@@ -193,6 +200,7 @@ def _check_scale(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from repro.data import MissingDataset
+    from repro.feature_export import FeatureExportError
     from repro.launch.resources import ResourceError
     from repro.launch.status import SubmissionError, UnreadableSubmissions
     from repro.registry import UnknownName
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_scale(args)
         return args.fn(args)
     except (SpecError, UserError, ResourceError, MissingDataset, UnknownName,
-            UnreadableSubmissions, SubmissionError) as err:
+            UnreadableSubmissions, SubmissionError, FeatureExportError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `repro status ... | head`: stop quietly, as other tools do
