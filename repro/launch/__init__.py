@@ -22,7 +22,7 @@ from repro import jobs as J
 from repro import store
 from repro.freshness import Judge, load_records
 from repro.launch.failures import cause_of, read_failures, update_failures
-from repro.launch.runner import JobRunner
+from repro.launch.runner import JobRunner, encoders_of_run
 from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
 from repro.launch.worker import runs_root
 from repro.spec import EXECUTORS, Table
@@ -53,18 +53,9 @@ def resources_for(job: J.Job, overrides: dict | None = None) -> dict:
     return res
 
 
-RUN_INFO = "run.json"  # repro.train.pretrain.RUN_INFO (no torch here)
-ENCODERS = "encoders.pt"  # repro.train.pretrain.ENCODERS
-
-
 def _encoders_usable(job: J.Job, record: dict, runs_dir) -> bool:
     """The run folder holds the encoders of the stored pretraining record."""
-    run_dir = runs_root(runs_dir) / job.key
-    try:
-        info = json.loads((run_dir / RUN_INFO).read_text())
-    except (OSError, ValueError):
-        return False
-    return (run_dir / ENCODERS).exists() and info.get("run_id") == record.get("run_id")
+    return encoders_of_run(runs_root(runs_dir) / job.key, record.get("run_id"))
 
 
 def plan(jobs: list[J.Job], store_dir=None, runs_dir=None, *, keep_stale: bool = False,

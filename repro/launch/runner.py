@@ -7,7 +7,9 @@ itself is ``repro.launch.worker``.
 
 from __future__ import annotations
 
+import json
 import signal
+from pathlib import Path
 
 import submitit
 
@@ -37,14 +39,30 @@ def export_distributed_env(log=_log) -> int:
     return dist_env.world_size
 
 
+RUN_INFO = "run.json"  # repro.train.pretrain.RUN_INFO (no torch here)
+ENCODERS = "encoders.pt"  # repro.train.pretrain.ENCODERS
+
+
+def run_id_in(run_dir: Path) -> str | None:
+    """The run id that ``run_dir/run.json`` names (None when absent or unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / RUN_INFO).read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def encoders_of_run(run_dir: Path, run_id: str | None) -> bool:
+    """``run_dir`` holds the encoders of pretraining run ``run_id``."""
+    return (Path(run_dir) / ENCODERS).is_file() and run_id_in(run_dir) == run_id
+
+
 def stored_result(job: dict, store_dir, runs_dir) -> dict | None:
     """The job's record when it is already what this job would write: same code, libraries
     and data and, for pretraining, its encoders still in ``runs/``; for an evaluation, made
-    from the encoders now in ``runs/``. A requeued
-    attempt of a job that wrote its record (the signal came just after) ends at once."""
+    from the encoders now in ``runs/``. A requeued attempt of a job that wrote its record
+    (the signal came just after) ends at once."""
     from repro.freshness import fingerprint_reasons
     from repro.launch.worker import _fingerprint
-    from repro.train.pretrain import ENCODERS, read_run_info
 
     rec = store.get(job["key"], store_dir)
     if rec is None:
@@ -52,16 +70,12 @@ def stored_result(job: dict, store_dir, runs_dir) -> dict | None:
     now, _ = _fingerprint(job)
     if fingerprint_reasons(rec.get("fingerprint"), now):
         return None
-    if job["kind"] == "pretrain":  # and its encoders are still there
-        run_dir = runs_root(runs_dir) / job["key"]
-        info = read_run_info(run_dir) or {}
-        if info.get("run_id") != rec.get("run_id") or not (run_dir / ENCODERS).is_file():
-            return None
+    if job["kind"] == "pretrain":
+        usable = encoders_of_run(runs_root(runs_dir) / job["key"], rec.get("run_id"))
     else:
-        info = read_run_info(runs_root(runs_dir) / job["payload"]["pretrain_key"]) or {}
-        if rec["fingerprint"].get("pretrain_run") != info.get("run_id"):
-            return None
-    return rec
+        usable = rec["fingerprint"].get("pretrain_run") == run_id_in(
+            runs_root(runs_dir) / job["payload"]["pretrain_key"])
+    return rec if usable else None
 
 
 def _ignore_requeue_signal() -> None:

@@ -63,13 +63,18 @@ def _why_no_cluster() -> str | None:
     return None
 
 
-@pytest.fixture
-def cluster(isolated):
+def _require_cluster() -> None:
+    """Skip, saying why, where no Slurm answers; under CI=true that is a failure instead."""
     why = _why_no_cluster()
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
+
+
+@pytest.fixture
+def cluster(isolated):
+    _require_cluster()
     return isolated
 
 
@@ -176,9 +181,7 @@ def _assert_same_training(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The fault table's pretraining, submitted and left alone (compared after the faults)."""
-    why = _why_no_cluster()
-    if why:
-        pytest.fail(why) if os.environ.get("CI") == "true" else pytest.skip(why)
+    _require_cluster()
     root = tmp_path_factory.mktemp("uninterrupted")
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
