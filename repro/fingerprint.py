@@ -17,6 +17,13 @@ other files is recognised as stale (``repro.freshness``) instead of being served
 NOTE: the closure is by module, not by function: editing any function of a module the job
 imports marks the job stale, even when that function is not on the job's path. Erring this
 way recomputes too much, never too little.
+
+Name tables are the exception (``KEYED_TABLES``): the registries of datasets, methods,
+backbones and protocols, and the per-dataset normalisation constants, are dict literals keyed by
+a public name, and a job only reads the entries of the names it uses. Their modules are hashed
+with each such dict reduced to the entries of the job's names (method, backbone, protocol,
+datasets), so adding a dataset or a method, or editing another one's entry, leaves every other
+record fresh. Everything else in those modules is hashed as written.
 """
 
 from __future__ import annotations
@@ -42,6 +49,15 @@ HARNESS = frozenset({
     "repro.launch.status", "repro.data.fingerprint", "repro.registry", "repro.spec",
     "repro.store", "repro.tables",
 })
+# module -> the module-level dict literals in it that are keyed by a public name (directly, or as
+# the dict argument of a ``Registry(...)`` call); see the module docstring.
+KEYED_TABLES = {
+    "repro.data": ("DATASETS", "DATASET_INFO"),
+    "repro.data.transforms": ("MEAN_STD",),
+    "repro.eval": ("PROTOCOLS", "PROTOCOL_INPUTS"),
+    "repro.methods": ("METHODS",),
+    "repro.models": ("BACKBONES",),
+}
 # Roots besides the method's or protocol's own module.
 PRETRAIN_ROOTS = ("repro.train.pretrain", "repro.launch.worker")
 EVAL_ROOTS = ("repro.features", "repro.launch.worker")
@@ -121,22 +137,96 @@ def _package_data(path: Path) -> list[Path]:
     return out
 
 
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _keyed_dicts(tree: ast.Module, tables: tuple[str, ...], where: str) -> list[ast.Dict]:
+    """The dict literals of the module-level assignments to ``tables`` in ``tree``."""
+    found: dict[str, list[ast.Dict]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for t in targets:
+            if not (isinstance(t, ast.Name) and t.id in tables):
+                continue
+            if isinstance(value, ast.Dict):
+                dicts = [value]
+            elif isinstance(value, ast.Call):
+                dicts = [a for a in [*value.args, *(k.value for k in value.keywords)]
+                         if isinstance(a, ast.Dict)]
+            else:
+                dicts = []
+            if not dicts:
+                raise ValueError(f"fingerprint: {where}: keyed table {t.id} is not a dict literal")
+            for d in dicts:
+                if any(k is not None and not (isinstance(k, ast.Constant)
+                                              and isinstance(k.value, str)) for k in d.keys):
+                    raise ValueError(f"fingerprint: {where}: keyed table {t.id} has a key "
+                                     "that is not a string literal")
+            found[t.id] = dicts
+    missing = sorted(set(tables) - set(found))
+    if missing:
+        raise ValueError(f"fingerprint: {where}: no module-level dict {', '.join(missing)} "
+                         "(KEYED_TABLES names it)")
+    return [d for name in tables for d in found[name]]
+
+
+def keyed_source(source: bytes, tables: tuple[str, ...], names: frozenset[str],
+                 where: str = "<source>") -> bytes:
+    """``source`` with each dict literal of ``tables`` reduced to the entries keyed by
+    ``names`` (``**spread`` entries are kept); the rest of the text as written."""
+    tree = ast.parse(source, filename=where)
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+
+    def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
+        return starts[lineno - 1] + col
+
+    def segment(node: ast.AST) -> bytes:
+        return source[offset(node.lineno, node.col_offset):
+                      offset(node.end_lineno, node.end_col_offset)]
+
+    edits = []
+    for d in _keyed_dicts(tree, tables, where):
+        kept = [(b"**" if k is None else segment(k) + b": ") + segment(v)
+                for k, v in zip(d.keys, d.values) if k is None or k.value in names]
+        edits.append((offset(d.lineno, d.col_offset), offset(d.end_lineno, d.end_col_offset),
+                      b"{" + b", ".join(kept) + b"}"))
+    out = source
+    for start, end, text in sorted(edits, reverse=True):
+        out = out[:start] + text + out[end:]
+    return out
+
+
 @functools.lru_cache(maxsize=None)
-def code_modules(roots: tuple[str, ...]) -> dict[str, str]:
+def code_modules(roots: tuple[str, ...], names: frozenset[str] = frozenset(),
+                 read=_read) -> dict[str, str]:
     """{file relative to the package: sha256[:12]} for every file the closure of ``roots``
-    depends on (records keep it, so a stale record can say which file changed)."""
+    depends on (records keep it, so a stale record can say which file changed). ``names``: the
+    public names the job uses (``KEYED_TABLES``); ``read(path) -> bytes`` reads a file (another
+    commit's, for ``scripts/refingerprint.py``)."""
     out = {}
     for name in closure(roots):
         path = module_file(name)
         for f in [path, *_package_data(path)]:
-            out[str(f.relative_to(PACKAGE_DIR.parent))] = hashlib.sha256(
-                f.read_bytes()).hexdigest()[:12]
+            rel = str(f.relative_to(PACKAGE_DIR.parent))
+            data = read(f)
+            if f == path and name in KEYED_TABLES:
+                data = keyed_source(data, KEYED_TABLES[name], names, rel)
+            out[rel] = hashlib.sha256(data).hexdigest()[:12]
     return out
 
 
-def code_fingerprint(roots: tuple[str, ...]) -> dict:
+def code_fingerprint(roots: tuple[str, ...], names: frozenset[str] = frozenset(),
+                     read=_read) -> dict:
     """{"code": digest, "modules": {file: hash}} of the closure of ``roots``."""
-    modules = code_modules(roots)
+    modules = code_modules(roots, names, read)
     return {"code": digest(modules), "modules": dict(modules)}
 
 
@@ -156,28 +246,38 @@ def _registry_modules(recipe: dict, datasets: list[str]) -> set[str]:
     return mods
 
 
-def pretrain_code(recipe: dict) -> dict:
+def job_names(recipe: dict, datasets: list[str], protocol: str | None = None) -> frozenset[str]:
+    """The public names a job reads from the ``KEYED_TABLES``."""
+    names = {recipe["method"], recipe["backbone"]["arch"], *datasets}
+    return frozenset(names | ({protocol} if protocol else set()))
+
+
+def pretrain_code(recipe: dict, read=_read) -> dict:
     """Code fingerprint of pretraining ``recipe``."""
     from repro.methods import METHODS
 
+    datasets = [recipe["data"]["dataset"]]
     roots = {module_of(METHODS.target(recipe["method"])), *PRETRAIN_ROOTS,
-             *_registry_modules(recipe, [recipe["data"]["dataset"]])}
-    return code_fingerprint(tuple(sorted(roots)))
+             *_registry_modules(recipe, datasets)}
+    return code_fingerprint(tuple(sorted(roots)), job_names(recipe, datasets), read)
 
 
-def eval_code(ev: dict, recipe: dict) -> dict:
+def eval_code(ev: dict, recipe: dict, read=_read) -> dict:
     """Code fingerprint of evaluation ``ev`` of an encoder pretrained with ``recipe``."""
     from repro.eval import PROTOCOLS
 
+    datasets = [ev["train"]["dataset"], ev["test"]["dataset"]]
     roots = {module_of(PROTOCOLS.target(ev["protocol"])), *EVAL_ROOTS,
-             *_registry_modules(recipe, [ev["train"]["dataset"], ev["test"]["dataset"]])}
-    return code_fingerprint(tuple(sorted(roots)))
+             *_registry_modules(recipe, datasets)}
+    return code_fingerprint(tuple(sorted(roots)),
+                            job_names(recipe, datasets, ev["protocol"]), read)
 
 
 def features_code(recipe: dict, dataset: str) -> dict:
     """Code fingerprint of feature extraction of ``dataset`` by an encoder of ``recipe``."""
     return code_fingerprint(tuple(sorted({*FEATURE_ROOTS,
-                                          *_registry_modules(recipe, [dataset])})))
+                                          *_registry_modules(recipe, [dataset])})),
+                            job_names(recipe, [dataset]))
 
 
 @functools.lru_cache(maxsize=1)

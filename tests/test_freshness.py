@@ -78,8 +78,8 @@ def _edit_code(monkeypatch, file: str) -> None:
     """As if ``file`` had been edited: its hash changes in every closure that holds it."""
     real = FP.code_modules
 
-    def edited(roots):
-        mods = dict(real(roots))
+    def edited(roots, names=frozenset(), read=FP._read):
+        mods = dict(real(roots, names, read))
         if file in mods:
             mods[file] = "edited"
         return mods
