@@ -17,7 +17,8 @@ from tabulate import tabulate
 
 from repro import jobs as J
 from repro import store
-from repro.data import DATASET_INFO, data_root, is_synthetic
+from repro.data import DATASET_INFO, is_synthetic
+from repro.data.fingerprint import data_present
 from repro.freshness import Judge
 from repro.spec import Table, paper_number
 
@@ -43,7 +44,7 @@ def source_candidates(table: Table, scale: str) -> list[dict[str, str]]:
         folder = DATASET_INFO[name].folder
         if not folder:
             options.append([(name, "real")])
-        elif (data_root() / folder).exists():
+        elif data_present(name):  # its folder, or elsewhere its reader looks (Fashion-MNIST)
             options.append([(name, "synthetic" if is_synthetic(name) else "real")])
         else:
             options.append([(name, "real"), (name, "synthetic")])

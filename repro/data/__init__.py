@@ -51,6 +51,7 @@ DATASETS = Registry(
         "cifar100": "repro.data.cifar:cifar100",
         "cifar20": "repro.data.cifar:cifar20",
         "digits": "repro.data.digits:digits",
+        "fashion_mnist": "repro.data.fashion_mnist:fashion_mnist",
         "imagenet": "repro.data.imagenet:imagenet",
         "imagenet10": "repro.data.imagenet:imagenet10",
         "imagenet100": "repro.data.imagenet:imagenet100",
@@ -92,6 +93,15 @@ DATASET_INFO: dict[str, DatasetInfo] = {
         10, 32, False, ("train", "test"),
         "ships with scikit-learn (sklearn.datasets.load_digits); nothing to download",
         "",
+    ),
+    "fashion_mnist": DatasetInfo(
+        10, 28, False, ("train", "test", "train+test"),
+        "`apt-get install dataset-fashion-mnist` (Debian; files in "
+        "/usr/share/datasets/fashion-mnist/) or torchvision.datasets.FashionMNIST(<root>, "
+        "download=True) (<root>/FashionMNIST/raw/), or the {train,t10k}-{images-idx3,"
+        "labels-idx1}-ubyte.gz files of https://github.com/zalandoresearch/fashion-mnist in "
+        "<root>/fashion-mnist/",
+        "fashion-mnist",
     ),
     "imagenet": DatasetInfo(1000, 224, False, ("train", "val"), _IMAGENET_HOW, "imagenet"),
     "imagenet10": DatasetInfo(

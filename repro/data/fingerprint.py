@@ -15,7 +15,9 @@ Two ways a file enters the digest:
 - content (relative path, size, sha256 of the bytes): the few big files of array datasets
   (CIFAR batches and meta, STL-10 binaries, imagenet64 npz batches) and every small index or
   metadata file (VOC ``ImageSets/Main/*.txt`` and ``Annotations/*.xml``, Places205 csv lists,
-  Tiny ImageNet ``wnids.txt`` and ``val_annotations.txt``, scikit-learn's ``digits.csv.gz``);
+  Tiny ImageNet ``wnids.txt`` and ``val_annotations.txt``, scikit-learn's ``digits.csv.gz``;
+  Fashion-MNIST's IDX files, entered by file name wherever the reader's search finds them, so
+  the same bytes under the data root or in Debian's system folder give the same digest);
 - index (relative path and size, the file is not opened): the images of datasets made of very
   many image files (ImageNet and its class subsets, Places205, Tiny ImageNet, VOC JPEGImages).
   The classes of an ImageFolder tree (its class folders, or the wnids of a class list) enter
@@ -82,6 +84,13 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )
+# repro.data.fashion_mnist.FOLDERS (under the data root, in order; the first is the dataset's
+# DatasetInfo.folder), SYSTEM_FOLDER (looked in last), FILES and SUFFIXES
+FASHION_MNIST_FOLDERS = ("fashion-mnist", "FashionMNIST/raw")
+FASHION_MNIST_SYSTEM_FOLDER = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                       "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_MNIST_SUFFIXES = ("", ".gz")
 IMAGENET_CLASS_LISTS = {"imagenet": None, "imagenet10": "imagenet10.txt",
                         "imagenet100": "imagenet100.txt", "imagenet_dogs": "imagenet_dogs.txt"}
 
@@ -113,6 +122,24 @@ def data_fingerprint(name: str, split: str | None = None, root: Path | None = No
         return _digest(json.dumps(["splits", FORMAT, parts]).encode())
     finally:
         _flush_cache()
+
+
+def data_present(name: str, root: Path | None = None) -> bool:
+    """Whether the data of ``name`` is on disk where its reader looks (hashing nothing): it
+    needs no files, or its ``DatasetInfo.folder`` exists under ``root`` (the reader then says
+    what is wrong with it), or the reader would find the files of one of its splits elsewhere
+    (Fashion-MNIST: torchvision's layout under the root, or Debian's system folder)."""
+    info = dataset_info(name)
+    root = Path(root) if root is not None else data_root()
+    if not info.folder or (root / info.folder).exists():
+        return True
+    for split in info.splits:
+        try:
+            _READERS[name](_Probe(), root / info.folder, split, name)
+        except _Absent:
+            continue
+        return True
+    return False
 
 
 def file_sha256(path: Path | str) -> str:
@@ -186,6 +213,15 @@ class _Entries:
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()[:DIGEST_CHARS]
+
+
+class _Probe(_Entries):
+    """Entries that read no file: running a reader with it only tells whether the files it
+    needs are there."""
+
+    def content(self, path: Path, rel: str, required: bool = True) -> None:
+        if required and not os.path.isfile(path):
+            raise _Absent(str(path))
 
 
 def _split_digest(name: str, folder_name: str, split: str, root: Path) -> str | None:
@@ -265,6 +301,28 @@ def _digits(e, folder, split, name):
     e.add("scikit-learn", version)
     path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
     e.content(path, "sklearn/datasets/data/digits.csv.gz")
+
+
+def _fashion_mnist(e, folder, split, name):
+    """Per part of the split, its images and labels files (content) from the first folder of
+    the reader's search holding both, each unzipped or ``.gz``. Entered by file name only: the
+    same bytes in another folder of the search give the same digest."""
+    root = folder.parent  # folder = <root>/FASHION_MNIST_FOLDERS[0]
+    folders = [root / f for f in FASHION_MNIST_FOLDERS] + [Path(FASHION_MNIST_SYSTEM_FOLDER)]
+
+    def first_file(where: Path, name: str) -> Path | None:
+        paths = (where / f"{name}{suffix}" for suffix in FASHION_MNIST_SUFFIXES)
+        return next((p for p in paths if p.is_file()), None)
+
+    for part in split.split("+"):
+        for where in folders:
+            found = [first_file(where, name) for name in FASHION_MNIST_FILES[part]]
+            if all(found):
+                break
+        else:
+            raise _Absent(f"fashion_mnist {part}: {', '.join(map(str, folders))}")
+        for path in found:
+            e.content(path, path.name)
 
 
 def _read_class_list(path: Path) -> list[str]:
@@ -401,6 +459,7 @@ def _voc07(e, folder, split, name):
 
 _READERS = {
     "cifar10": _cifar10, "cifar100": _cifar100, "cifar20": _cifar100, "digits": _digits,
+    "fashion_mnist": _fashion_mnist,
     "imagenet": _imagenet, "imagenet10": _imagenet, "imagenet100": _imagenet,
     "imagenet64": _imagenet64, "imagenet_dogs": _imagenet, "places205": _places205,
     "stl10": _stl10, "tiny_imagenet": _tiny_imagenet, "voc07": _voc07,

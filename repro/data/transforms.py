@@ -29,6 +29,9 @@ MEAN_STD = {
     "cifar20": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     # measured on the 32 x 32 upscaled images served by repro.data.digits
     "digits": ((0.3055, 0.3055, 0.3055), (0.3235, 0.3235, 0.3235)),
+    # measured on the 60,000 real training images (grey repeated in R, G, B) served by
+    # repro.data.fashion_mnist, /255, over all pixels
+    "fashion_mnist": ((0.2860, 0.2860, 0.2860), (0.3530, 0.3530, 0.3530)),
 }
 
 

@@ -1,5 +1,6 @@
 """The dataset registry: names, splits, missing data, torch-free import."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,11 @@ def test_every_registered_dataset_has_info_and_a_builder():
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
-def test_missing_data_names_the_path_and_how_to_get_it(name, tmp_path):
+def test_missing_data_names_the_path_and_how_to_get_it(name, tmp_path, monkeypatch):
     info = DATASET_INFO[name]
+    reader = importlib.import_module(DATASETS.target(name).partition(":")[0])
+    if hasattr(reader, "SYSTEM_FOLDER"):  # also read from a system-wide install: hide it
+        monkeypatch.setattr(reader, "SYSTEM_FOLDER", tmp_path / "no-system-folder")
     if not info.folder:  # ships with a library: always available
         ds = build_dataset(name, info.splits[0], None, root=tmp_path)
         assert len(ds) > 0

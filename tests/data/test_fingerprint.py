@@ -103,7 +103,9 @@ def test_copied_constants_match_the_readers():
 
 
 @pytest.mark.parametrize("name", sorted(DATASET_INFO))
-def test_none_when_the_dataset_is_not_on_disk(name, tmp_path):
+def test_none_when_the_dataset_is_not_on_disk(name, tmp_path, monkeypatch):
+    # Fashion-MNIST is also read from Debian's system folder: hide it
+    monkeypatch.setattr(F, "FASHION_MNIST_SYSTEM_FOLDER", str(tmp_path / "no-system-folder"))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "unrelated.txt").write_text("x")
     for split in (*DATASET_INFO[name].splits, None):
