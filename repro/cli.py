@@ -16,9 +16,22 @@ def _cmd_launch(args) -> int:
     if args.max_parallel is not None and args.max_parallel < 1:
         raise UserError(f"--max-parallel: invalid value {args.max_parallel}; allowed: an "
                         "integer >= 1")
-    out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
-                 max_parallel=args.max_parallel, overrides=overrides,
-                 resubmit_unknown=args.resubmit_unknown, keep_stale=args.keep_stale)
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise UserError(f"--seeds: invalid value {args.seeds!r}; allowed: comma-separated "
+                            f"seeds of scale {args.scale}") from None
+    try:
+        out = launch(table, args.scale, args.executor, dry_run=args.dry_run,
+                     max_parallel=args.max_parallel, overrides=overrides,
+                     resubmit_unknown=args.resubmit_unknown, keep_stale=args.keep_stale,
+                     seeds=seeds)
+    except ValueError as e:
+        if str(e).startswith("--seeds"):
+            raise UserError(str(e)) from None
+        raise
     if args.dry_run or args.executor == "slurm":
         return 0
     path = tables.write(table, args.scale)
@@ -118,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--executor", default="local", choices=["debug", "local", "slurm"])
     la.add_argument("--dry-run", action="store_true", help="print the jobs, run nothing")
     la.add_argument("--max-parallel", type=int, default=None)
+    la.add_argument("--seeds", default=None,
+                    help="only these seeds of the scale, e.g. 0 or 0,1 (default: all)")
     res = la.add_argument_group("resources (override the spec's scales.<scale>.resources)")
     for key, (typ, text) in RESOURCE_FLAGS.items():
         res.add_argument("--" + key.replace("_", "-"), dest=key, type=typ, default=None,

@@ -55,19 +55,25 @@ def _select(table, scale: str, row_name: str, seed: int | None, column: str | No
     from repro.eval import PROTOCOL_INPUTS
 
     rows = {r.name: r for r in table.rows}
+    trained = ", ".join(r.name for r in table.rows if table.row_recipe(r, scale)
+                        and table.row_at(r, scale))
     if row_name not in rows:
         raise FeatureExportError(f"--row {row_name!r}: not a row of {table.path}; allowed: "
-                                 f"{', '.join(r.name for r in table.rows if r.recipe)}")
+                                 f"{trained}")
     row = rows[row_name]
-    if row.recipe is None:
+    if row.recipe is None and not row.recipe_by_scale:
         raise FeatureExportError(f"--row {row_name!r}: not rerun (no recipe), so no features; "
-                                 f"allowed: {', '.join(r.name for r in table.rows if r.recipe)}")
+                                 f"allowed: {trained}")
+    if table.row_recipe(row, scale) is None or not table.row_at(row, scale):
+        raise FeatureExportError(f"--row {row_name!r}: not trained at scale {scale} (no "
+                                 f"recipe there), so no features; allowed: {trained}")
     seeds = table.scales[scale]["seeds"]
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise FeatureExportError(f"--seed {seed}: not a seed of scale {scale}; allowed: "
                                  f"{', '.join(map(str, seeds))}")
     cols = [c for c in table.columns if c.eval and c.id in row.evaluate
+            and table.has_eval(c.eval, scale)
             and PROTOCOL_INPUTS[table.eval_at(c.eval, scale)["protocol"]] == "features"]
     if column is not None:
         if column not in [c.id for c in cols]:
@@ -100,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     row, seed, cols = _select(table, scale, args.row, args.seed, args.column)
     jobs, _, _ = tables.stored_jobs(table, scale)
     pre = next(j for j in jobs if j.kind == "pretrain" and j.seed == seed
-               and j.payload["recipe_id"] == row.recipe)
+               and j.payload["recipe_id"] == table.row_recipe(row, scale))
     launch = f"`repro launch {args.spec} --scale {scale}`"
     rec = store.get(pre.key)
     feat_dir = runs_root() / pre.key / "features"

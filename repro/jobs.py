@@ -84,13 +84,15 @@ def expand(table: Table, scale: str, sources: dict[str, str]) -> list[Job]:
     pretrain: dict[str, Job] = {}
     evals: dict[str, Job] = {}
     for row in table.rows:
-        if row.recipe is None:
+        rid = table.row_recipe(row, scale)
+        if rid is None or not table.row_at(row, scale):
             continue
         for seed in seeds:
-            pre = pretrain_job(table, row.recipe, scale, seed, sources)
+            pre = pretrain_job(table, rid, scale, seed, sources)
             pre = pretrain.setdefault(pre.key, pre)
             for col in table.columns:
-                if col.eval is None or col.id not in row.evaluate:
+                if (col.eval is None or col.id not in row.evaluate
+                        or not table.has_eval(col.eval, scale)):
                     continue
                 job = eval_job(table, col.eval, scale, pre, sources)
                 job = evals.setdefault(job.key, job)
@@ -101,10 +103,11 @@ def expand(table: Table, scale: str, sources: dict[str, str]) -> list[Job]:
 def datasets_used(table: Table, scale: str) -> list[str]:
     names = set()
     for row in table.rows:
-        if row.recipe:
-            names.add(table.recipe_at(row.recipe, scale)["data"]["dataset"])
+        rid = table.row_recipe(row, scale)
+        if rid and table.row_at(row, scale):
+            names.add(table.recipe_at(rid, scale)["data"]["dataset"])
     for col in table.columns:
-        if col.eval:
+        if col.eval and table.has_eval(col.eval, scale):
             ev = table.eval_at(col.eval, scale)
             names.update([ev["train"]["dataset"], ev["test"]["dataset"]])
     return sorted(names)

@@ -84,6 +84,10 @@ class Row:
     evaluate: list[str] = field(default_factory=list)
     origin: str | None = None  # rows without a recipe: a key of ORIGINS; None when trained
     reason: str = ""  # origin "paper": why we do not rerun it ("" = the spec gives none)
+    # scale -> recipe id, overriding ``recipe`` at that scale. A row with only these (no
+    # ``recipe``) is a reference row of those scales (e.g. raw pixels on real data): it exists
+    # at those scales only and needs no ``origin``.
+    recipe_by_scale: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +103,8 @@ class Table:
     scales: dict[str, dict]  # scale -> {seeds, description, resources, data}
     notes: list[str] = field(default_factory=list)
     command: str = ""
+    # claims of the paper checked at each scale: {better, worse, columns, source}
+    claims: list[dict] = field(default_factory=list)
 
     @property
     def result_path(self) -> Path:
@@ -107,8 +113,32 @@ class Table:
                             f"not a file name under results/; allowed: {TABLE_ID.pattern}")
         return Path("results") / self.paper / f"{self.table}.md"
 
+    def result_path_at(self, scale: str) -> Path:
+        """Where the table of ``scale`` goes: ``result_path``, or ``<table>.<scale>.md`` for a
+        partial scale (its rows and columns differ from the paper's table)."""
+        path = self.result_path
+        return path.with_name(f"{self.table}.{scale}.md") if self.is_partial(scale) else path
+
+    def is_partial(self, scale: str) -> bool:
+        return bool(self.scales[scale].get("partial"))
+
     def recipe_at(self, recipe_id: str, scale: str) -> dict:
         return self.recipes[recipe_id][scale]
+
+    def row_recipe(self, row: Row, scale: str) -> str | None:
+        """The recipe ``row`` trains at ``scale``; None: not trained there."""
+        rid = row.recipe_by_scale.get(scale, row.recipe)
+        return rid if rid is not None and scale in self.recipes[rid] else None
+
+    def row_at(self, row: Row, scale: str) -> bool:
+        """Whether ``row`` belongs in the table of ``scale``: every row at a full scale except
+        the reference rows of other scales; at a partial scale, only rows trained there."""
+        if self.is_partial(scale):
+            return self.row_recipe(row, scale) is not None
+        return row.recipe is not None or not row.recipe_by_scale or scale in row.recipe_by_scale
+
+    def has_eval(self, eval_id: str, scale: str) -> bool:
+        return scale in self.evals[eval_id]["scales"]
 
     def eval_at(self, eval_id: str, scale: str) -> dict:
         ev = self.evals[eval_id]
@@ -650,6 +680,15 @@ def _optim_consistency(optim: dict, path: FieldPath) -> None:
 def _recipe_consistency(recipe: dict, path: FieldPath) -> None:
     _check_params(recipe.get("params", {}), path + ("params",),
                   method_params(recipe["method"]), f"method {recipe['method']}")
+    if recipe["method"] == "supervised":  # it reads its labels itself (repro.methods.supervised)
+        params, data = recipe.get("params", {}), recipe["data"]
+        for key, default, value in (("dataset", "", data["dataset"]),
+                                    ("split", "train", data.get("split", "train")),
+                                    ("subset", 0, data.get("subset") or 0)):
+            if params.get(key, default) != value:
+                raise _bad(path + ("params", key), params.get(key, default),
+                           f"{value!r} (data.{key}: the labels must be those of the images "
+                           "it trains on)", "differs from the recipe's data:")
     subset, batch = recipe["data"].get("subset"), recipe["optim"]["batch_size"]
     if subset is not None and batch > subset:
         raise _bad(path + ("optim", "batch_size"), batch, f"at most data.subset ({subset})",
@@ -693,6 +732,7 @@ EVAL_AT_SCALE = Block({"train": DATA_REF, "test": DATA_REF, "params": Mapping(),
                       required=("train", "test"))
 SCALE = Block({
     "seeds": ListOf(_int(0, 2**31 - 1), nonempty=True, distinct=True, max_len=100),
+    "partial": Flag,
     "description": Text(), "data": OneOf("data policy", data_policies),
     "resources": Block({"pretrain": _resources, "eval": _resources}),
 }, required=("seeds",))
@@ -700,7 +740,8 @@ CELL = AnyOf((Text(), Number()))
 COLUMN = Block({"id": Text(NAME_ID), "label": Text(), "eval": Text(), "metric": Text(),
                 "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10)},
                required=("id", "label"))
-ROW = Block({"name": Text(), "recipe": Text(), "origin": OneOf("row origin", ORIGINS.keys),
+ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_ID, values=Text()),
+             "origin": OneOf("row origin", ORIGINS.keys),
              "reason": Text(), "paper": Mapping(values=CELL), "info": Mapping(values=CELL),
              "evaluate": ListOf(Text(), distinct=True)},
             required=("name", "paper"))
@@ -711,7 +752,7 @@ INCLUDABLE = {"recipes": Mapping(NAME_ID), "recipe_defaults": Mapping(NAME_ID),
 SPEC_FILE = Block({
     "paper": OneOf("paper", lambda: PAPERS), "table": Text(TABLE_ID), "title": Text(),
     "command": Text(), "columns": ListOf(Mapping(), nonempty=True),
-    "rows": ListOf(Mapping(), nonempty=True),
+    "rows": ListOf(Mapping(), nonempty=True), "claims": ListOf(Mapping()),
     "include": ListOf(Text(), nonempty=True, distinct=True, max_len=MAX_INCLUDES),
     **INCLUDABLE,
 })
@@ -810,14 +851,21 @@ def load_table(path: str | Path) -> Table:
 # ---------------------------------------------------------------------------------------------
 # The merged spec, block by block.
 
-def _every_scale(entries: dict, path: FieldPath, scales: dict) -> None:
+def _full_scales(scales: dict) -> list[str]:
+    return [s for s, body in scales.items() if not body.get("partial")]
+
+
+def _every_scale(entries: dict, path: FieldPath, scales: dict, required=None) -> None:
+    """Every key of ``entries`` is a scale; every scale of ``required`` (default: the full
+    scales) has an entry. A partial scale covers only what defines it."""
     for scale in entries:
         if scale not in scales:
             raise _bad(path + (scale,), scale, ", ".join(scales), "unknown scale")
-    for scale in scales:
+    full = _full_scales(scales)
+    for scale in full if required is None else required:
         if scale not in entries:
-            raise _Invalid(path + (scale,), f"missing; every scale needs an entry "
-                                            f"({', '.join(scales)})")
+            raise _Invalid(path + (scale,), f"missing; every full scale needs an entry "
+                                            f"({', '.join(full)})")
 
 
 def _sets(tree: Any, rel: FieldPath) -> bool:
@@ -858,7 +906,7 @@ def _recipes(raw: dict, scales: dict) -> dict[str, dict]:
     recipes = {}
     for rid, rec in raw.get("recipes", {}).items():
         RECIPE_ENTRY(rec, ("recipes", rid))
-        _every_scale(rec["scales"], ("recipes", rid, "scales"), scales)
+        _every_scale(rec["scales"], ("recipes", rid, "scales"), scales, required=())
         recipes[rid] = {scale: _recipe_at(rid, scale, body, defaults.get(scale, {}))
                         for scale, body in rec["scales"].items()}
     return recipes
@@ -907,7 +955,7 @@ def _row_columns(row: dict, at: FieldPath, columns: list[Column]) -> None:
                 raise _bad(at + (part, key), key, ", ".join(col_ids), "unknown column")
     eval_ids = [c.id for c in columns if c.eval]
     for j, key in enumerate(row.get("evaluate", [])):
-        if "recipe" not in row:
+        if "recipe" not in row and "recipe_by_scale" not in row:
             raise _bad(at + ("evaluate",), row["evaluate"], "evaluate only in rows with a "
                        "recipe", "not used without recipe:")
         if key not in eval_ids:
@@ -917,7 +965,7 @@ def _row_columns(row: dict, at: FieldPath, columns: list[Column]) -> None:
 def _row_origin(row: dict, at: FieldPath) -> None:
     """A row without a recipe says whose numbers it shows; a trained row (ours) says nothing."""
     allowed = " or ".join(f"{k} ({v})" for k, v in ORIGINS.items())
-    if "recipe" in row:
+    if "recipe" in row or "recipe_by_scale" in row:
         for key in ("origin", "reason"):
             if key in row:
                 raise _bad(at + (key,), row[key], f"{key} only in rows without a recipe (a "
@@ -930,25 +978,47 @@ def _row_origin(row: dict, at: FieldPath) -> None:
                    "not rerun the paper's own run)", f"not used with origin {row['origin']!r}:")
 
 
-def _rows(raw: list, columns: list[Column], recipes: dict) -> list[Row]:
+def _row_recipes(row: dict, at: FieldPath, recipes: dict, scales: dict) -> None:
+    """The recipes a row names exist and define the scales the row is trained at: every full
+    scale for ``recipe`` (a partial scale only if the recipe has it), each scale of
+    ``recipe_by_scale``."""
+    if "recipe" in row:
+        OneOf("recipe", recipes.keys)(row["recipe"], at + ("recipe",))
+        for scale in _full_scales(scales):
+            if scale not in row.get("recipe_by_scale", {}) and scale not in recipes[row["recipe"]]:
+                raise _Invalid(at + ("recipe",), f"recipe {row['recipe']!r} has no entry for "
+                                                 f"scale {scale!r} (give one, or name another "
+                                                 f"recipe in recipe_by_scale.{scale})")
+    for scale, rid in row.get("recipe_by_scale", {}).items():
+        here = at + ("recipe_by_scale", scale)
+        OneOf("scale", scales.keys)(scale, here)
+        OneOf("recipe", recipes.keys)(rid, here)
+        if scale not in recipes[rid]:
+            raise _bad(here, rid, ", ".join(r for r in recipes if scale in recipes[r]),
+                       f"has no entry for scale {scale!r}:")
+
+
+def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list[Row]:
     rows: list[Row] = []
     eval_ids = [c.id for c in columns if c.eval]
     for i, row in enumerate(raw):
         at = ("rows", i)
         ROW(row, at)
-        if "recipe" in row:
-            OneOf("recipe", recipes.keys)(row["recipe"], at + ("recipe",))
+        _row_recipes(row, at, recipes, scales)
         _row_origin(row, at)
         _row_columns(row, at, columns)
-        if row.get("recipe") and any(r.name == row["name"] and r.recipe for r in rows):
+        trained = bool(row.get("recipe") or row.get("recipe_by_scale"))
+        if trained and any(r.name == row["name"] and (r.recipe or r.recipe_by_scale)
+                           for r in rows):
             raise _bad(at + ("name",), row["name"], "distinct names of trained rows",
                        "used twice:")
         paper = {k: str(v) for k, v in row["paper"].items()}
         evaluate = row.get("evaluate", [c for c in eval_ids if paper.get(c) != ""])
         rows.append(Row(name=row["name"], recipe=row.get("recipe"), paper=paper,
                         info={k: str(v) for k, v in row.get("info", {}).items()},
-                        evaluate=list(evaluate) if row.get("recipe") else [],
-                        origin=row.get("origin"), reason=row.get("reason", "")))
+                        evaluate=list(evaluate) if trained else [],
+                        origin=row.get("origin"), reason=row.get("reason", ""),
+                        recipe_by_scale=dict(row.get("recipe_by_scale", {}))))
     return rows
 
 
@@ -958,7 +1028,10 @@ def _check_encoders(table: Table) -> None:
     for row in table.rows:
         for eid in {eval_of[col_id] for col_id in row.evaluate}:
             for scale in table.scales:
-                method = table.recipe_at(row.recipe, scale)["method"]
+                rid = table.row_recipe(row, scale)
+                if rid is None or not table.has_eval(eid, scale):
+                    continue
+                method = table.recipe_at(rid, scale)["method"]
                 encoder = table.eval_at(eid, scale).get("encoder", "query")
                 if encoder in encoders_of(method):
                     continue
@@ -979,12 +1052,37 @@ def _table(path: Path, raw: dict) -> Table:
     recipes = _recipes(raw, scales)
     evals = _evals(raw.get("evals", {}), scales)
     columns = _columns(raw["columns"], evals)
+    rows = _rows(raw["rows"], columns, recipes, scales)
     table = Table(path=path, paper=raw["paper"], table=raw["table"], title=raw["title"],
-                  columns=columns, rows=_rows(raw["rows"], columns, recipes), recipes=recipes,
+                  columns=columns, rows=rows, recipes=recipes,
                   evals=evals, scales=scales, notes=list(raw.get("notes", [])),
-                  command=raw.get("command", ""))
+                  command=raw.get("command", ""),
+                  claims=_claims(raw.get("claims", []), rows, columns))
     _check_encoders(table)
     return table
+
+
+CLAIM = Block({"better": Text(), "worse": Text(), "columns": ListOf(Text(), nonempty=True,
+                                                                     distinct=True),
+               "source": Text()}, required=("better", "worse", "columns", "source"))
+
+
+def _claims(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
+    """Orderings the paper claims (``better`` above ``worse`` on ``columns``), checked against
+    our numbers by the table renderer. Both rows must be trained; ``source`` says where the
+    paper claims it."""
+    trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
+    eval_ids = [c.id for c in columns if c.eval]
+    out = []
+    for i, claim in enumerate(raw):
+        at = ("claims", i)
+        CLAIM(claim, at)
+        for side in ("better", "worse"):
+            OneOf("trained row", lambda: trained)(claim[side], at + (side,))
+        for j, col in enumerate(claim["columns"]):
+            OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
+        out.append(dict(claim))
+    return out
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")

@@ -35,6 +35,13 @@ LEGEND = (
     "protocol does; ⱽ = selected on a held-out split of the training data. "
     "(stale) = made by other code or data than this checkout's."
 )
+PARTIAL_LEGEND = (
+    "paper = as printed in the paper, on the paper's dataset; ours = mean ± std over seeds of "
+    "our run of the row's recipe at this scale, on this scale's data (see the Data line), so "
+    "the two are not comparable cell by cell and no difference is shown: compare orderings. "
+    "Rows without a paper value are reference rows computed by the same protocols. "
+    "(pending = not computed yet; (stale) = made by other code or data than this checkout's.)"
+)
 
 
 def source_candidates(table: Table, scale: str) -> list[dict[str, str]]:
@@ -114,11 +121,11 @@ def _stale_lines(jobs, records, stale: dict[str, list[str]], unchecked: list[str
     return lines
 
 
-def _not_rerun_lines(table: Table) -> list[str]:
+def _not_rerun_lines(table: Table, scale: str) -> list[str]:
     """The paper's own runs that we do not rerun, grouped by the spec's reason."""
     by_reason: dict[str, list[str]] = {}
     for row in table.rows:
-        if row.recipe is None and row.origin == "paper":
+        if row.origin == "paper" and table.row_at(row, scale):
             by_reason.setdefault(row.reason, []).append(row.name)
     return [f"- The paper's own run{'s' if len(names) > 1 else ''}, not rerun: "
             f"{', '.join(names)}" + (f" — {reason}" if reason else " (no reason given)")
@@ -130,18 +137,25 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
     judge = Judge(jobs, records)
     stale = judge.stale()
     cells = cell_values(table, jobs, records)
-    eval_cols = [c for c in table.columns if c.eval]
+    partial = table.is_partial(scale)
+    eval_cols = [c for c in table.columns if c.eval and table.has_eval(c.eval, scale)]
+    if partial:  # only the columns some row of this scale computes
+        eval_cols = [c for c in eval_cols if any(
+            c.id in r.evaluate and table.row_at(r, scale) for r in table.rows)]
     info_cols = [c for c in table.columns if not c.eval]
     headers = ["Method"] + [c.label for c in info_cols]
-    for c in eval_cols:
-        headers += [f"{c.label} paper", f"{c.label} ours", f"{c.label} Δ"]
+    for c in eval_cols:  # a partial scale's data is not the paper's: no difference column
+        headers += [f"{c.label} paper", f"{c.label} ours"] + ([] if partial else
+                                                             [f"{c.label} Δ"])
     body = []
     synthetic_any = any(j.synthetic for j in jobs)
     for row in table.rows:
+        if not table.row_at(row, scale):
+            continue
         line = [row.name] + [row.info.get(c.id, "") for c in info_cols]
         for c in eval_cols:
             printed = row.paper.get(c.id, "")
-            if row.recipe is None:
+            if table.row_recipe(row, scale) is None:
                 line += [printed, ORIGIN_LABEL[row.origin], ""]
                 continue
             if c.id not in row.evaluate:
@@ -170,7 +184,8 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
             ref = paper_number(printed)
             delta = f"{mean - ref:+.{c.digits}f}" if ref is not None else ""
             line += [printed, ours, delta]
-        body.append(line)
+        body.append(line[:len(headers)] if not partial else _drop_deltas(line, info_cols,
+                                                                          eval_cols))
 
     commits = sorted({_commit(r) for r in records.values()})
     data_lines = [f"{name} ({'SYNTHETIC fixture' if src == 'synthetic' else 'real'})"
@@ -193,9 +208,13 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
         "",
         tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True),
         "",
-        LEGEND,
+        PARTIAL_LEGEND if partial else LEGEND,
     ]
-    not_rerun = _not_rerun_lines(table)
+    # a paper's claim is checked on real data only: synthetic numbers test the pipeline
+    claims = [] if synthetic_any else claim_lines(table, scale, cells)
+    if claims:
+        parts += ["", "**The paper's claims at this scale** (mean ± std over seeds):", *claims]
+    not_rerun = _not_rerun_lines(table, scale)
     if not_rerun:
         parts += [""] + not_rerun
     for note in table.notes:
@@ -203,8 +222,49 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
     return "\n".join(parts) + "\n"
 
 
+def _drop_deltas(line: list, info_cols: list, eval_cols: list) -> list:
+    head = 1 + len(info_cols)
+    out = line[:head]
+    for i in range(len(eval_cols)):
+        out += line[head + 3 * i: head + 3 * i + 2]
+    return out
+
+
+def _summary(cells: dict, row: str, col: str) -> tuple[float, float, int] | None:
+    xs = [v for v, _ in cells.get((row, col), []) if v is not None]
+    if not xs:
+        return None
+    return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs)
+
+
+def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
+    """One line per claim and column: whether ``better`` > ``worse`` in our numbers at
+    ``scale``: "holds" when the means differ by more than the larger std, "holds within the
+    spread" / "does not hold within the spread" when they differ by less, "does not hold"."""
+    out = []
+    labels = {c.id: c.label for c in table.columns}
+    digits = {c.id: c.digits for c in table.columns}
+    for claim in table.claims:
+        for col in claim["columns"]:
+            a = _summary(cells, claim["better"], col)
+            b = _summary(cells, claim["worse"], col)
+            if a is None or b is None:
+                continue
+            spread = max(a[1], b[1])
+            if a[0] > b[0]:
+                verdict = "holds" if a[0] - b[0] > spread else "holds within the spread"
+            else:
+                verdict = ("does not hold" if b[0] - a[0] > spread
+                           else "does not hold within the spread")
+            d = digits[col]
+            out.append(f"- {claim['better']} > {claim['worse']} in {labels[col]} "
+                       f"({claim['source']}): **{verdict}** — {_fmt(a[0], d)} ± {_fmt(a[1], d)} "
+                       f"vs {_fmt(b[0], d)} ± {_fmt(b[1], d)} ({min(a[2], b[2])} seeds)")
+    return out
+
+
 def write(table: Table, scale: str, out: Path | None = None, **kw) -> Path:
-    out = Path(out or table.result_path)
+    out = Path(out or table.result_path_at(scale))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(table, scale, **kw))
     return out

@@ -32,8 +32,12 @@ def test_every_spec_loads_and_expands_at_every_scale(path):
             for j in expanded:
                 assert all(d in keys for d in j.deps)
                 assert j.synthetic == (source == "synthetic")
-    # every row the paper printed has a number or a dash for every result column
+    # every row the paper printed has a number or a dash for every result column; reference
+    # rows of a scale (recipe_by_scale only) are ours alone and print nothing of the paper's
     for row in table.rows:
+        if row.recipe is None and row.recipe_by_scale:
+            assert row.paper == {}, f"{row.name}: a reference row has no paper cells"
+            continue
         for col in table.columns:
             if col.eval:
                 assert col.id in row.paper, f"{row.name} lacks {col.id}"

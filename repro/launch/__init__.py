@@ -182,10 +182,11 @@ def _say_previous_failures(todo: list[J.Job], folder: Path, log) -> None:
 def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool = False,
            store_dir=None, runs_dir=None, max_parallel: int | None = None,
            log=print, overrides: dict | None = None, resubmit_unknown: bool = False,
-           keep_stale: bool = False) -> dict:
+           keep_stale: bool = False, seeds: list[int] | None = None) -> dict:
     """Run (debug/local) or submit (slurm) every job of ``table`` at ``scale`` that has no
     record or a stale one (``repro.freshness``; ``keep_stale`` keeps stale records).
-    ``overrides``: resources from the command line (``resources_for``)."""
+    ``overrides``: resources from the command line (``resources_for``). ``seeds``: only the
+    jobs of these seeds of the scale (the rest of the table stays as it is)."""
     if scale not in table.scales:
         raise ValueError(f"{table.path}: unknown scale {scale!r}; allowed: "
                          f"{', '.join(table.scales)}")
@@ -202,6 +203,13 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
 
         sources = prepare(names, policy, log=log)
     jobs = J.expand(table, scale, sources)
+    if seeds is not None:
+        allowed = table.scales[scale]["seeds"]
+        bad = [s for s in seeds if s not in allowed]
+        if bad:
+            raise ValueError(f"--seeds {','.join(map(str, bad))}: not a seed of scale {scale}; "
+                             f"allowed: {', '.join(map(str, allowed))}")
+        jobs = [j for j in jobs if j.seed in seeds]
     todo, stale = plan(jobs, store_dir, runs_dir, keep_stale=keep_stale)
     if not dry_run:
         _clean_temporaries(todo, store_dir, runs_dir, log)
@@ -225,9 +233,8 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
     folder.mkdir(parents=True, exist_ok=True)
     _say_previous_failures(todo, folder, log)
     if max_parallel is None:
-        threads = table.recipes and max(
-            (table.recipe_at(r, scale).get("runtime", {}).get("threads") or 1)
-            for r in table.recipes)
+        threads = max([(table.recipe_at(r, scale).get("runtime", {}).get("threads") or 1)
+                       for r in table.recipes if scale in table.recipes[r]], default=1)
         max_parallel = max(1, (os.cpu_count() or 1) // max(threads or 1, 1))
     failures: dict[str, dict] = {}
     for kind in ("pretrain", "eval"):

@@ -17,6 +17,8 @@ METHODS = Registry(
         "propos": "repro.methods.propos:ProPos",
         "simclr": "repro.methods.simclr:SimCLR",
         "simsiam": "repro.methods.simsiam:SimSiam",
+        "supervised": "repro.methods.supervised:Supervised",
         "swav": "repro.methods.swav:SwAV",
+        "untrained": "repro.methods.untrained:Untrained",
     },
 )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 BACKBONES = Registry(
     "backbone",
     {
+        "pixels": "repro.models.pixels:pixels",
         "resnet18": "repro.models.resnet:resnet18",
         "resnet18_tiny": "repro.models.resnet:resnet18_tiny",
         "resnet34": "repro.models.resnet:resnet34",

@@ -2,7 +2,6 @@
 normalisation constants, where the files are looked for, and the data fingerprint."""
 
 import gzip
-import os
 import shutil
 from pathlib import Path
 
@@ -15,23 +14,8 @@ from repro.data import DATASET_INFO, MissingDataset, build_dataset, is_synthetic
 from repro.data import fashion_mnist as FM
 from repro.data.transforms import MEAN_STD
 
-SYSTEM = Path(FM.SYSTEM_FOLDER)  # as installed, before any test hides it
+SYSTEM = Path(FM.SYSTEM_FOLDER)  # as installed, before any test hides it (`debian`: conftest)
 TEST_FILES = [f"{name}.gz" for name in FM.FILES["test"]]
-
-
-@pytest.fixture(scope="session")
-def debian() -> Path:
-    """Debian's folder with the four real files. Without them: skip, saying how to get them;
-    under CI=true that is a failure instead (CI installs the package)."""
-    missing = [f"{name}.gz" for names in FM.FILES.values() for name in names
-               if not (SYSTEM / f"{name}.gz").is_file()]
-    if missing:
-        why = (f"real Fashion-MNIST is not in {SYSTEM} (missing {', '.join(missing)}): "
-               f"apt-get install dataset-fashion-mnist")
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return SYSTEM
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,11 @@ TINY_PARAMS = {
                "warmup_epochs": 0, "kmeans_niter": 10, "kmeans_nredo": 2},
     "simclr": {"dim": 16, "hidden_dim": 32},
     "simsiam": {"dim": 32, "projector_hidden_dim": 32, "predictor_hidden_dim": 16},
+    # the labels of test_resume.py's data block (digits train, stratified subset of 32)
+    "supervised": {"dataset": "digits", "subset": 32},
     "swav": {"dim": 16, "hidden_dim": 32, "num_prototypes": 8, "queue_length": 32,
              "epoch_queue_starts": 0},
+    "untrained": {},
 }
 
 BACKBONE = {"arch": "resnet18_tiny", "cifar_stem": True}

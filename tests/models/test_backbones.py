@@ -10,14 +10,18 @@ from repro.models.resnet import TINY_WIDTHS
 from repro.registry import UnknownName
 
 EXPECTED_DIM = {"resnet18": 512, "resnet18_tiny": 128, "resnet34": 512, "resnet50": 2048}
+# Parameter-free trunks, tested in test_pixels_trunk_is_the_image (dim 0: not known up front).
+NOT_RESNETS = {"pixels"}
+RESNETS = [name for name in BACKBONES.names() if name not in NOT_RESNETS]
 
 
 def test_expected_dims_cover_the_registry():
-    assert sorted(EXPECTED_DIM) == BACKBONES.names()
+    assert sorted(EXPECTED_DIM) == RESNETS
+    assert sorted(NOT_RESNETS | set(RESNETS)) == BACKBONES.names()
 
 
 @pytest.mark.parametrize("cifar_stem, size, spatial", [(True, 16, 2), (False, 64, 2)])
-@pytest.mark.parametrize("arch", BACKBONES.names())
+@pytest.mark.parametrize("arch", RESNETS)
 def test_shapes(arch, cifar_stem, size, spatial):
     trunk, dim = build_backbone(arch, cifar_stem=cifar_stem)
     assert dim == EXPECTED_DIM[arch]
@@ -30,7 +34,7 @@ def test_shapes(arch, cifar_stem, size, spatial):
     torch.testing.assert_close(pooled, maps.mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("arch", BACKBONES.names())
+@pytest.mark.parametrize("arch", RESNETS)
 def test_cifar_stem_is_a_3x3_stride_1_conv_without_max_pool(arch):
     trunk, _ = build_backbone(arch, cifar_stem=True)
     assert trunk.conv1.kernel_size == (3, 3) and trunk.conv1.stride == (1, 1)
@@ -58,6 +62,16 @@ def test_tiny_resnet_is_narrow_and_trains():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trunk.parameters())
 
 
+@pytest.mark.parametrize("cifar_stem", [True, False])
+def test_pixels_trunk_is_the_image(cifar_stem):
+    trunk, dim = build_backbone("pixels", cifar_stem=cifar_stem)
+    assert dim == 0 and list(trunk.parameters()) == [] and trunk.state_dict() == {}
+    x = torch.randn(2, 3, 5, 7)
+    assert torch.equal(trunk(x), x.reshape(2, 105))
+    assert torch.equal(trunk.feature_maps(x), x)
+
+
 def test_unknown_arch_lists_allowed_names():
-    with pytest.raises(UnknownName, match="allowed: resnet18, resnet18_tiny, resnet34, resnet50"):
+    with pytest.raises(UnknownName,
+                       match="allowed: pixels, resnet18, resnet18_tiny, resnet34, resnet50"):
         build_backbone("resnet101")

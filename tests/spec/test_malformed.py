@@ -288,8 +288,8 @@ CASES = [
       "paper: unknown scale 'paper'", "allowed: smoke"),
     C("recipe-extra-key", put("recipes.moco.notes", "x"), "recipes.moco.notes: unknown key",
       "allowed: scales"),
-    C("recipe-missing-scale", put("recipes.moco.scales", {}), "recipes.moco.scales.smoke: "
-      "missing"),
+    C("recipe-missing-scale", put("recipes.moco.scales", {}), ".recipe: recipe 'moco' has no "
+      "entry for scale 'smoke'"),
     C("recipe-id", put("recipes", {"bad id": BASE["recipes"]["moco"]}),
       "recipes.bad id: bad id 'bad id'"),
     C("recipe-body-string", put(MOCO, "moco"), f"{MOCO}: expected a mapping, got str"),
