@@ -6,6 +6,9 @@
 #                                                     # only stale or missing ones recompute
 #   bash scripts/regenerate_results.sh install DIR    # copy DIR's records into results/store
 #                                                     # and re-render every results/ table
+#   SCALE=real SPECS="experiments/propos/table2.yaml ..." SEEDS=0 REUSE=1 \
+#     bash scripts/regenerate_results.sh run            # another scale, some specs or seeds
+#                                                     # (install renders SCALE's tables too)
 #
 # Needed whenever a change to fingerprinted code (methods, losses, models, data readers,
 # training, features, evaluations, repro/launch/worker.py) makes the committed records stale:
@@ -32,9 +35,10 @@ run)
   mkdir -p "$dir/cwd"
   ln -sfn "$dir/src/experiments" "$dir/cwd/experiments"
   cd "$dir/cwd"
-  for spec in experiments/*/*.yaml; do
+  for spec in ${SPECS:-experiments/*/*.yaml}; do
     echo "== $spec ($(date +%T))"
-    "$py" -m repro.cli launch "$spec" --scale smoke --executor local
+    "$py" -m repro.cli launch "$spec" --scale "${SCALE:-smoke}" --executor local \
+      ${SEEDS:+--seeds "$SEEDS"}
   done
   echo "done ($(date +%T)): bash scripts/regenerate_results.sh install $dir"
   ;;
@@ -47,6 +51,9 @@ install)
   export REPRO_STORE="$repo/results/store" REPRO_DATA="$dir/data" REPRO_CACHE="$dir/cache"
   for spec in experiments/*/*.yaml; do
     "$py" -m repro.cli table "$spec" --scale smoke
+  done
+  for spec in ${SPECS:-}; do  # the other scale's tables (SCALE, SPECS as for run)
+    "$py" -m repro.cli table "$spec" --scale "${SCALE:?SCALE with SPECS}"
   done
   git -C "$repo" worktree remove --force "$dir/src" 2>/dev/null || true
   echo "installed $(find results/store -name '*.json' | wc -l) records; commit results/"
