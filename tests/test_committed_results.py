@@ -32,13 +32,26 @@ def shipped(tmp_path_factory):
     mp.undo()
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_no_committed_record_is_stale_and_the_table_renders_from_them(shipped, spec):
+def _committed_tables() -> list[tuple[Path, str]]:
+    """(spec, scale): every spec at smoke, and each partial scale (the real-data CPU scale)
+    whose table is committed."""
+    out = []
+    for spec in SPECS:
+        out.append((spec, SCALE))
+        table = load_table(ROOT / spec)
+        out += [(spec, s) for s in table.scales if table.is_partial(s)
+                and (ROOT / table.result_path_at(s)).is_file()]
+    return out
+
+
+@pytest.mark.parametrize("spec, scale", _committed_tables(),
+                         ids=lambda x: f"{x.parent.name}/{x.stem}" if isinstance(x, Path) else x)
+def test_no_committed_record_is_stale_and_the_table_renders_from_them(shipped, spec, scale):
     table = load_table(spec)
-    jobs, records, _ = tables.stored_jobs(table, SCALE)
+    jobs, records, _ = tables.stored_jobs(table, scale)
     judge = Judge(jobs, records)
     assert judge.unchecked == []  # every dataset's files were fingerprinted
     assert judge.stale() == {}
     assert len(records) == len(jobs), "a committed table has cells that were never computed"
-    committed = (ROOT / table.result_path).read_text()
-    assert tables.render(table, SCALE) == committed
+    committed = (ROOT / table.result_path_at(scale)).read_text()
+    assert tables.render(table, scale) == committed
