@@ -41,6 +41,12 @@ MAX_YAML_NODES = 100_000  # nodes after alias expansion (a "billion laughs" file
 MAX_TEXT = 2000
 TABLE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a file name under results/<paper>/
 NAME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # scales, recipes, evals, columns
+RECIPE_KEY = re.compile(r"[A-Za-z0-9{][A-Za-z0-9_{}-]{0,127}")  # a recipe id or a grid's pattern
+AXIS_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")  # a grid axis: {axis} in the pattern
+VALUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # what {axis} becomes in an id
+DOTTED = re.compile(r"[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64}){0,7}")  # optim.lr
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+MAX_GRID = 1000  # recipes one grid expands to
 DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?|mps")
 
 
@@ -292,9 +298,12 @@ FieldPath = tuple  # keys (str) and list positions (int)
 
 
 class _Invalid(Exception):
-    def __init__(self, path: FieldPath, text: str, note: str = ""):
+    """``file``: the file that wrote the value, when the merged spec cannot tell (a file's own
+    ``file_defaults``, which are not merged)."""
+
+    def __init__(self, path: FieldPath, text: str, note: str = "", file: str | None = None):
         super().__init__(text)
-        self.path, self.text, self.note = path, text, note
+        self.path, self.text, self.note, self.file = path, text, note, file
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -745,8 +754,10 @@ ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_I
              "reason": Text(), "paper": Mapping(values=CELL), "info": Mapping(values=CELL),
              "evaluate": ListOf(Text(), distinct=True)},
             required=("name", "paper"))
-# What one file may hold; the spec's own keys override those of its includes.
-INCLUDABLE = {"recipes": Mapping(NAME_ID), "recipe_defaults": Mapping(NAME_ID),
+# What one file may hold; the spec's own keys override those of its includes, except
+# ``file_defaults``, which stay with the file that writes them (see ``_recipes``).
+INCLUDABLE = {"recipes": Mapping(RECIPE_KEY), "recipe_defaults": Mapping(NAME_ID),
+              "file_defaults": Mapping(NAME_ID, values=Mapping()),
               "evals": Mapping(NAME_ID), "scales": Mapping(NAME_ID, nonempty=True),
               "notes": ListOf(Text())}
 SPEC_FILE = Block({
@@ -828,6 +839,15 @@ def _check_file(body: Any, schema: Block, shown: str) -> None:
         raise SpecError(f"{shown}: {_fmt(bad.path)}: {bad.text}") from None
 
 
+@dataclass
+class _Local:
+    """What the merged spec forgets: each file's ``file_defaults`` and which file first defined
+    each recipe key (the file whose ``file_defaults`` that recipe gets)."""
+
+    files: list[tuple[str, dict]] = field(default_factory=list)  # (shown, file_defaults)
+    home: dict[str, int] = field(default_factory=dict)  # recipe key -> index into files
+
+
 def load_table(path: str | Path) -> Table:
     """Parse and validate a spec and its includes; raises ``SpecError`` (one line)."""
     path = Path(path)
@@ -835,17 +855,26 @@ def load_table(path: str | Path) -> Table:
     _check_file(own, SPEC_FILE, str(path))
     merged: dict = {}
     origins: dict[FieldPath, str] = {}
+    local = _Local()
+
+    def add(body: dict, shown: str) -> None:
+        for key in body.get("recipes", {}):
+            local.home.setdefault(key, len(local.files))
+        local.files.append((shown, body.get("file_defaults", {})))
+        _merge(merged, {k: v for k, v in body.items() if k not in ("include", "file_defaults")},
+               shown, origins)
+
     for i, rel in enumerate(own.get("include", [])):
         target, shown = _include_path(path, i, rel)
         body = read_yaml(target, shown)
         _check_file(body, INCLUDE_FILE, shown)
-        _merge(merged, body, shown, origins)
-    _merge(merged, {k: v for k, v in own.items() if k != "include"}, str(path), origins)
+        add(body, shown)
+    add(own, str(path))
     try:
-        return _table(path, merged)
+        return _table(path, merged, local)
     except _Invalid as bad:
-        raise SpecError(f"{_origin(origins, bad.path, str(path))}: {_fmt(bad.path)}{bad.note}: "
-                        f"{bad.text}") from None
+        raise SpecError(f"{bad.file or _origin(origins, bad.path, str(path))}: "
+                        f"{_fmt(bad.path)}{bad.note}: {bad.text}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -879,37 +908,268 @@ def _sets(tree: Any, rel: FieldPath) -> bool:
     return True
 
 
-def _recipe_at(rid: str, scale: str, body: Any, defaults: dict) -> dict:
-    at = ("recipes", rid, "scales", scale)
-    _require_mapping(body, at)
-    recipe = deep_merge(defaults, body)
+# ---------------------------------------------------------------------------------------------
+# Recipes. The body of recipe <id> at a scale is deep-merged from layers, top one winning:
+#   its grid values (last axis on top), its own ``scales.<scale>`` body, then its base: the
+#   parent's resolved body at that scale (``extends``), or, where there is no parent there, the
+#   ``file_defaults.<scale>`` of the file that defines the recipe; last the spec-wide
+#   ``recipe_defaults.<scale>``. An error names the layer that wrote the bad value.
+
+@dataclass
+class _Layer:
+    scale: str | None  # None: every scale of the recipe (a grid ``set`` without scales)
+    body: dict
+    at: FieldPath  # where ``body`` is written
+    file: str | None = None  # set when the merged spec's origins cannot tell
+    fixed: bool = False  # a swept value: errors inside it name ``at`` itself
+
+    def where(self, rel: FieldPath) -> FieldPath:
+        return self.at if self.fixed else self.at + rel
+
+
+@dataclass
+class _Draft:
+    """One recipe id before resolution: a recipe entry, or one combination of a grid."""
+
+    key: str  # its entry under ``recipes`` (the id, or the grid's pattern)
+    parent: str | None
+    own: dict  # scale -> body
+    grid: list[_Layer]
+    home: int | None
+
+
+def _fragment(value: Any, path: FieldPath) -> None:
+    """A grid value's overrides: ``{<scale>: <partial body>}``, or a list of them (merged in
+    order; e.g. a YAML alias of a shared value and what this grid adds)."""
+    rule = Mapping(NAME_ID, values=Mapping())
+    if isinstance(value, list):
+        ListOf(rule, nonempty=True, max_len=8)(value, path)
+    else:
+        rule(value, path)
+
+
+SCALAR = AnyOf((Number(), Text()))
+
+
+def _sweep_values(value: Any, path: FieldPath) -> None:
+    if isinstance(value, dict):
+        Mapping(VALUE_NAME, values=SCALAR, nonempty=True)(value, path)
+    else:
+        ListOf(SCALAR, nonempty=True, distinct=True, max_len=MAX_GRID)(value, path)
+
+
+SWEEP = Block({"set": AnyOf((Text(DOTTED), Mapping(NAME_ID, values=Text(DOTTED),
+                                                    nonempty=True))),
+               "values": _sweep_values}, required=("set", "values"))
+
+
+def _axis(value: Any, path: FieldPath) -> None:
+    """``{set: <path> | {<scale>: <path>}, values: [v, ...] | {name: v}}`` (one value swept),
+    or ``{<name>: <overrides>}``."""
+    _require_mapping(value, path)
+    if "set" in value or "values" in value:
+        SWEEP(value, path)
+    else:
+        Mapping(VALUE_NAME, values=_fragment, nonempty=True)(value, path)
+
+
+def _entry_shape(entry: dict, path: FieldPath) -> None:
+    key = path[-1]
+    names = PLACEHOLDER.findall(key)
+    if "grid" not in entry:
+        if names or not NAME_ID.fullmatch(key):
+            raise _bad(path, key, f"ids matching {NAME_ID.pattern} ({{axis}} only in a recipe "
+                       "with grid)", "bad id")
+        if "extends" in entry and not NAME_ID.fullmatch(entry["extends"]):
+            raise _bad(path + ("extends",), entry["extends"], "a recipe id ({axis} only in a "
+                       "recipe with grid)")
+        if "scales" not in entry and "extends" not in entry:
+            raise _Invalid(path + ("scales",), "required key is missing (or extends)")
+        return
+    axes = list(entry["grid"])
+    if sorted(names) != sorted(axes):
+        raise _bad(path, key, f"an id pattern naming each grid axis once: "
+                   f"{', '.join('{' + a + '}' for a in axes)}", "bad grid pattern")
+    for name in PLACEHOLDER.findall(entry.get("extends", "")):
+        if name not in axes:
+            raise _bad(path + ("extends",), entry["extends"], f"a recipe id or a pattern of the "
+                       f"grid's axes ({', '.join(axes)})", f"unknown axis {{{name}}} in")
+
+
+RECIPE_ENTRY = Block({"scales": Mapping(values=Mapping()), "extends": Text(RECIPE_KEY),
+                      "grid": Mapping(AXIS_ID, values=_axis, nonempty=True)},
+                     then=_entry_shape)
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: Any = value
+    for key in reversed(dotted.split(".")):
+        out = {key: out}
+    return out
+
+
+def _choices(axis: str, spec: dict, at: FieldPath, scales: dict) -> list[tuple[str, list]]:
+    """(value name, its layers) for each value of one grid axis."""
+    at = at + ("grid", axis)
+    out = []
+    if "set" not in spec:
+        for name, value in spec.items():
+            parts = value if isinstance(value, list) else [value]
+            layers = []
+            for i, part in enumerate(parts):
+                where = at + ((name, i) if isinstance(value, list) else (name,))
+                for scale, body in part.items():
+                    if scale not in scales:
+                        raise _bad(where + (scale,), scale, ", ".join(scales), "unknown scale")
+                    layers.append(_Layer(scale, body, where + (scale,)))
+            out.append((name, layers))
+        return out
+    targets = spec["set"] if isinstance(spec["set"], dict) else {None: spec["set"]}
+    for scale in targets:
+        if scale is not None and scale not in scales:
+            raise _bad(at + ("set", scale), scale, ", ".join(scales), "unknown scale")
+    values = spec["values"]
+    named = values.items() if isinstance(values, dict) else [(str(v), v) for v in values]
+    for i, (name, value) in enumerate(named):
+        where = at + ("values", name if isinstance(values, dict) else i)
+        out.append((name, [_Layer(scale, _nest(dotted, value), where, fixed=True)
+                           for scale, dotted in targets.items()]))
+    return out
+
+
+def _fill(pattern: str, values: dict[str, str]) -> str:
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], pattern)
+
+
+def _drafts(entries: dict, scales: dict, local: _Local) -> dict[str, _Draft]:
+    drafts: dict[str, _Draft] = {}
+    for key, entry in entries.items():
+        at = ("recipes", key)
+        RECIPE_ENTRY(entry, at)
+        _every_scale(entry.get("scales", {}), at + ("scales",), scales, required=())
+        home = local.home.get(key)
+        if "grid" not in entry:
+            combos = [((), [])]
+        else:
+            axes = [(axis, _choices(axis, spec, at, scales))
+                    for axis, spec in entry["grid"].items()]
+            if math.prod(len(c) for _, c in axes) > MAX_GRID:
+                raise _bad(at + ("grid",), {a: [n for n, _ in c] for a, c in axes},
+                           f"at most {MAX_GRID} combinations", "too many recipes:")
+            combos = [((), [])]
+            for axis, choices in axes:
+                combos = [(names + ((axis, name),), layers + more)
+                          for names, layers in combos for name, more in choices]
+        for names, layers in combos:
+            values = dict(names)
+            rid = _fill(key, values)
+            if not NAME_ID.fullmatch(rid):
+                raise _bad(at, rid, f"ids matching {NAME_ID.pattern} (a value that cannot be "
+                           "part of an id needs a name: values: {<name>: <value>})",
+                           "expands to a bad id")
+            if rid in drafts:
+                raise _Invalid(at, f"defines recipe {rid!r} again (also recipes."
+                                   f"{drafts[rid].key}); allowed: distinct recipe ids")
+            parent = _fill(entry["extends"], values) if "extends" in entry else None
+            drafts[rid] = _Draft(key, parent, entry.get("scales", {}), layers, home)
+    return drafts
+
+
+def _resolve(drafts: dict[str, _Draft], scales: dict,
+             local: _Local) -> dict[str, dict[str, list[_Layer]]]:
+    """recipe id -> scale -> its layers, bottom first (``recipe_defaults`` not included);
+    parents come before their children."""
+    resolved: dict[str, dict[str, list[_Layer]]] = {}
+    for rid in drafts:
+        chain = [rid]  # rid, its parent, ... up to a resolved one or a root
+        while chain[-1] not in resolved and drafts[chain[-1]].parent is not None:
+            draft = drafts[chain[-1]]
+            at = ("recipes", draft.key, "extends")
+            if draft.parent not in drafts:
+                raise _bad(at, draft.parent, ", ".join(drafts), "unknown recipe")
+            if draft.parent in chain:
+                loop = chain[chain.index(draft.parent):] + [draft.parent]
+                raise _Invalid(at, f"cycle {' -> '.join(loop)}; allowed: a chain of recipes "
+                                   "that ends in one without extends")
+            chain.append(draft.parent)
+        for cur in reversed(chain):
+            if cur in resolved:
+                continue
+            draft = drafts[cur]
+            above = resolved[draft.parent] if draft.parent is not None else {}
+            named = set(above) | set(draft.own) | {g.scale for g in draft.grid}
+            own_file, defaults = local.files[draft.home] if draft.home is not None else ("", {})
+            out = {}
+            for scale in (s for s in scales if s in named):
+                if scale in above:
+                    layers = list(above[scale])
+                elif scale in defaults:
+                    layers = [_Layer(scale, defaults[scale], ("file_defaults", scale), own_file)]
+                else:
+                    layers = []
+                if scale in draft.own:
+                    layers.append(_Layer(scale, draft.own[scale],
+                                         ("recipes", draft.key, "scales", scale)))
+                layers += [g for g in draft.grid if g.scale in (scale, None)]
+                out[scale] = layers
+            resolved[cur] = out
+    return resolved
+
+
+def _unused_defaults(resolved: dict, local: _Local, scales: dict) -> None:
+    """Every ``file_defaults.<scale>`` reaches a recipe (so each of its keys is checked)."""
+    used = {(layer.file, layer.at[1]) for by_scale in resolved.values()
+            for layers in by_scale.values() for layer in layers if layer.at[0] == "file_defaults"}
+    for shown, defaults in local.files:
+        for scale in defaults:
+            if scale not in scales:
+                raise _Invalid(("file_defaults", scale), f"unknown scale {scale!r}; allowed: "
+                               f"{', '.join(scales)}", file=shown)
+            if (shown, scale) not in used:
+                raise _Invalid(("file_defaults", scale), "reaches no recipe; allowed: defaults "
+                               "of a scale that a recipe of this file (one without extends, "
+                               "or whose parent lacks the scale) defines", file=shown)
+
+
+def _check_recipe(rid: str, draft: _Draft, scale: str, layers: list[_Layer]) -> dict:
+    recipe: dict = {}
+    for layer in layers:
+        recipe = deep_merge(recipe, layer.body)
+    natural = ("recipes", rid, "scales", scale)
+    at = ("recipes", draft.key, "scales", scale)
     try:
         RECIPE(recipe, at)
-    except _Invalid as bad:  # name the key where it is written: maybe in recipe_defaults
+    except _Invalid as bad:  # name the key where it is written: maybe a default or a parent
         rel = bad.path[len(at):]
-        if rel and not _sets(body, rel) and _sets(defaults, rel):
-            raise _Invalid(("recipe_defaults", scale) + rel, bad.text,
-                           f" (merged into {_fmt(at)})") from None
+        for layer in reversed(layers):
+            if rel and _sets(layer.body, rel):
+                where = layer.where(rel)
+                note = "" if where[:len(natural)] == natural else \
+                    f" (merged into {_fmt(natural)})"
+                raise _Invalid(where, bad.text, note, layer.file) from None
+        if at != natural:
+            raise _Invalid(bad.path, bad.text, f" (merged into {_fmt(natural)})") from None
         raise
     return recipe
 
 
-RECIPE_ENTRY = Block({"scales": Mapping()}, required=("scales",))
-
-
-def _recipes(raw: dict, scales: dict) -> dict[str, dict]:
+def _recipes(raw: dict, scales: dict, local: _Local) -> dict[str, dict]:
     defaults = raw.get("recipe_defaults", {})
     for scale, body in defaults.items():
         if scale not in scales:
             raise _bad(("recipe_defaults", scale), scale, ", ".join(scales), "unknown scale")
         _require_mapping(body, ("recipe_defaults", scale))
-    recipes = {}
-    for rid, rec in raw.get("recipes", {}).items():
-        RECIPE_ENTRY(rec, ("recipes", rid))
-        _every_scale(rec["scales"], ("recipes", rid, "scales"), scales, required=())
-        recipes[rid] = {scale: _recipe_at(rid, scale, body, defaults.get(scale, {}))
-                        for scale, body in rec["scales"].items()}
-    return recipes
+    drafts = _drafts(raw.get("recipes", {}), scales, local)
+    resolved = _resolve(drafts, scales, local)
+    _unused_defaults(resolved, local, scales)
+    checked = {}
+    for rid, by_scale in resolved.items():  # parents first: an error names the parent
+        checked[rid] = {}
+        for scale, layers in by_scale.items():
+            spec_wide = [_Layer(scale, defaults[scale], ("recipe_defaults", scale))] \
+                if scale in defaults else []
+            checked[rid][scale] = _check_recipe(rid, drafts[rid], scale, spec_wide + layers)
+    return {rid: checked[rid] for rid in drafts}
 
 
 def _evals(evals: dict, scales: dict) -> dict[str, dict]:
@@ -1042,14 +1302,14 @@ def _check_encoders(table: Table) -> None:
                            f"not an encoder of method {method} (row {row.name!r}):")
 
 
-def _table(path: Path, raw: dict) -> Table:
+def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
     for key in REQUIRED_TOP:
         if key not in raw:
             raise _Invalid((key,), "required key is missing")
     scales = raw["scales"]
     for name, scale in scales.items():
         SCALE(scale, ("scales", name))
-    recipes = _recipes(raw, scales)
+    recipes = _recipes(raw, scales, local or _Local())
     evals = _evals(raw.get("evals", {}), scales)
     columns = _columns(raw["columns"], evals)
     rows = _rows(raw["rows"], columns, recipes, scales)

@@ -465,6 +465,92 @@ CASES = [
       "include: invalid value", f"at most {MAX_INCLUDES}"),
     C("include-twice", put("include", ["shared/ok.yaml", "shared/ok.yaml"]),
       "include[1]: duplicate 'shared/ok.yaml'", files=OK_INCLUDE),
+    # --- extends ------------------------------------------------------------------------------
+    C("extends-unknown", put("recipes.moco2", {"extends": "mocoo"}), "recipes.moco2.extends: "
+      "unknown recipe 'mocoo'", "allowed: moco, pcl"),
+    C("extends-cycle", both(put("recipes.a", {"extends": "b"}), put("recipes.b", {"extends": "a"})),
+      "recipes.b.extends: cycle a -> b -> a", "allowed: a chain of recipes that ends"),
+    C("extends-itself", put("recipes.a", {"extends": "a"}), "recipes.a.extends: cycle a -> a"),
+    C("extends-misspelt", put("recipes.moco2", {"extend": "moco"}), "recipes.moco2.extend: "
+      "unknown key", "allowed: scales, extends, grid"),
+    C("extends-list", put("recipes.moco2", {"extends": ["moco"]}), "recipes.moco2.extends: "
+      "invalid value ['moco']"),
+    C("extends-pattern-without-grid", put("recipes.moco2", {"extends": "moco_{x}"}),
+      "recipes.moco2.extends: invalid value 'moco_{x}'", "{axis} only in a recipe with grid"),
+    C("extends-nor-scales", put("recipes.moco2", {}), "recipes.moco2.scales: required key is "
+      "missing (or extends)"),
+    C("extends-bad-override", put("recipes.moco2", {"extends": "moco", "scales": {"smoke": {
+        "optim": {"lr": 0}}}}), "recipes.moco2.scales.smoke.optim.lr: invalid value 0"),
+    C("extends-override-breaks-inherited", put("recipes.moco2", {"extends": "moco", "scales": {
+        "smoke": {"data": {"subset": 10}}}}), f"{OPT}.batch_size (merged into recipes.moco2."
+      "scales.smoke): larger than the training set: 64"),
+    # --- grids -----------------------------------------------------------------------------
+    C("grid-pattern-lacks-axis", put("recipes.moco_q", {"extends": "moco", "grid": {"q": {
+        "set": "params.queue_size", "values": [64]}}}), "recipes.moco_q: bad grid pattern",
+      "allowed: an id pattern naming each grid axis once: {q}"),
+    C("grid-pattern-unknown-axis", put("recipes.moco_{q}_{k}", {"extends": "moco", "grid": {
+        "q": {"a": {}}}}), "recipes.moco_{q}_{k}: bad grid pattern"),
+    C("grid-extends-unknown-axis", put("recipes.moco_{q}", {"extends": "x_{k}", "grid": {
+        "q": {"a": {}}}}), "recipes.moco_{q}.extends: unknown axis {k} in 'x_{k}'"),
+    C("grid-axis-empty", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": {}}}),
+      "recipes.moco_{q}.grid.q: invalid value {}", "allowed: a non-empty mapping"),
+    C("grid-axis-string", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": "64"}}),
+      "recipes.moco_{q}.grid.q: expected a mapping, got str"),
+    C("grid-axis-id", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q-q": {"a": {}}}}),
+      "recipes.moco_{q}.grid.q-q: bad id 'q-q'", "allowed: ids matching [A-Za-z]"),
+    C("grid-set-without-values", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": {
+        "set": "params.queue_size"}}}), "recipes.moco_{q}.grid.q.values: required key"),
+    C("grid-set-bad-path", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": {
+        "set": "params..queue_size", "values": [64]}}}), "recipes.moco_{q}.grid.q.set: invalid "
+      "value 'params..queue_size'"),
+    C("grid-set-unknown-scale", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": {
+        "set": {"paper": "params.queue_size"}, "values": [64]}}}), "recipes.moco_{q}.grid.q.set."
+      "paper: unknown scale 'paper'", "allowed: smoke"),
+    C("grid-values-duplicate", put("recipes.moco_{q}", {"extends": "moco", "grid": {"q": {
+        "set": "params.queue_size", "values": [64, 64]}}}), "recipes.moco_{q}.grid.q.values[1]:"
+      " duplicate 64"),
+    C("grid-value-not-an-id", put("recipes.moco_t{t}", {"extends": "moco", "grid": {"t": {
+        "set": "params.temperature", "values": [0.1]}}}), "recipes.moco_t{t}: expands to a bad "
+      "id 'moco_t0.1'", "needs a name: values: {<name>: <value>}"),
+    C("grid-swept-value-invalid", put("recipes.moco_t{t}", {"extends": "moco", "grid": {"t": {
+        "set": "params.temperature", "values": {"hot": -1}}}}), "recipes.moco_t{t}.grid.t.values."
+      "hot (merged into recipes.moco_thot.scales.smoke): invalid value -1"),
+    C("grid-value-misspelt-key", put("recipes.moco_{v}", {"extends": "moco", "grid": {"v": {
+        "a": {"smoke": {"optim": {"lrr": 0.1}}}}}}), "recipes.moco_{v}.grid.v.a.smoke.optim.lrr "
+      "(merged into recipes.moco_a.scales.smoke): unknown key", "allowed: name, lr"),
+    C("grid-value-unknown-scale", put("recipes.moco_{v}", {"extends": "moco", "grid": {"v": {
+        "a": {"paper": {}}}}}), "recipes.moco_{v}.grid.v.a.paper: unknown scale 'paper'"),
+    C("grid-value-name", put("recipes.moco_{v}", {"extends": "moco", "grid": {"v": {
+        "a b": {}}}}), "recipes.moco_{v}.grid.v.a b: bad id 'a b'"),
+    C("grid-defines-id-twice", put("recipes.{v}", {"extends": "moco", "grid": {"v": {
+        "pcl": {}}}}), "recipes.{v}: defines recipe 'pcl' again (also recipes.pcl)"),
+    C("grid-too-large", put("recipes.m{a}_{b}", {"extends": "moco", "grid": {
+        "a": {"set": "params.dim", "values": list(range(1, 41))},
+        "b": {"set": "params.queue_size", "values": list(range(1, 41))}}}),
+      "recipes.m{a}_{b}.grid: too many recipes", "allowed: at most 1000 combinations"),
+    # --- file_defaults (apply to the recipes of the file that writes them) -----------------
+    C("file-defaults-misspelt", put("file_default", {}), "file_default: unknown key",
+      "file_defaults"),
+    C("file-defaults-unknown-scale", both(put("file_defaults", BASE["recipe_defaults"]),
+                                          drop("recipe_defaults"), put("file_defaults.paper", {})),
+      "file_defaults.paper: unknown scale 'paper'", "allowed: smoke"),
+    C("file-defaults-string", put("file_defaults.smoke", "x"), "file_defaults.smoke: expected a "
+      "mapping, got str"),
+    C("file-defaults-misspelt-key", both(put("file_defaults", BASE["recipe_defaults"]),
+                                         drop("recipe_defaults"),
+                                         put("file_defaults.smoke.optim.lrr", 0.1)),
+      "file_defaults.smoke.optim.lrr (merged into recipes.moco.scales.smoke): unknown key",
+      "allowed: name, lr"),
+    C("file-defaults-reach-nothing", put("include", ["shared/d.yaml"]), "shared/d.yaml "
+      "(included from", "file_defaults.smoke: reaches no recipe",
+      files={"experiments/pcl/shared/d.yaml": "file_defaults: {smoke: {optim: {lr: 0.1}}}\n"}),
+    C("file-defaults-of-an-include", both(put("include", ["shared/d.yaml"]),
+                                          put("rows[1].recipe", "m3")), "shared/d.yaml "
+      "(included from", "file_defaults.smoke.optim.lr (merged into recipes.m3.scales.smoke): "
+      "invalid value 0", files={"experiments/pcl/shared/d.yaml": (
+          "file_defaults: {smoke: {optim: {lr: 0}}}\n"
+          "recipes: {m3: {scales: {smoke: {method: moco, views: {name: moco_v1, image_size: "
+          "16}}}}}\n")}),
 ]
 
 
