@@ -52,6 +52,8 @@ def test_no_committed_record_is_stale_and_the_table_renders_from_them(shipped, s
     judge = Judge(jobs, records)
     assert judge.unchecked == []  # every dataset's files were fingerprinted
     assert judge.stale() == {}
-    assert len(records) == len(jobs), "a committed table has cells that were never computed"
+    if not table.is_partial(scale):  # a partial (real-data) table may be committed seed by
+        # seed: its header counts the cells computed and each cell its seeds
+        assert len(records) == len(jobs), "a committed table has cells that were never computed"
     committed = (ROOT / table.result_path_at(scale)).read_text()
     assert tables.render(table, scale) == committed
