@@ -1,4 +1,4 @@
-"""The ``repro`` command line. ``table``, ``list`` and ``status`` import no torch."""
+"""The ``repro`` command line. ``table``, ``list``, ``status`` and ``curves`` import no torch."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def _cmd_table(args) -> int:
         print(tables.render(table, args.scale), end="")
     else:
         print(f"wrote {tables.write(table, args.scale)}")
+    return 0
+
+
+def _cmd_curves(args) -> int:
+    from repro import curves
+    table = args.table  # loaded and checked once, by _check_scale
+    path, text = curves.write(table, args.scale, rows=args.row, out=args.out)
+    print(text, end="")
+    print(f"wrote {path}")
     return 0
 
 
@@ -154,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     ta.add_argument("--stdout", action="store_true")
     ta.set_defaults(fn=_cmd_table)
 
+    cu = sub.add_parser("curves", help="plot the stored pretraining runs' per-epoch history "
+                        "(loss, lr, every logged term) per row, from stored records only")
+    cu.add_argument("spec")
+    cu.add_argument("--scale", default="smoke")
+    cu.add_argument("--row", action="append", default=None,
+                    help="a trained row of the table (repeatable; default: every trained row)")
+    cu.add_argument("--out", default=None,
+                    help="the .png to write (default: results/<paper>/<table>.<scale>"
+                         ".curves.png)")
+    cu.set_defaults(fn=_cmd_curves)
+
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["methods", "protocols", "datasets", "tables"])
     li.set_defaults(fn=_cmd_list)
@@ -214,6 +234,7 @@ def _check_scale(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from repro.curves import CurvesError
     from repro.data import MissingDataset
     from repro.feature_export import FeatureExportError
     from repro.launch.resources import ResourceError
@@ -226,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_scale(args)
         return args.fn(args)
     except (SpecError, UserError, ResourceError, MissingDataset, UnknownName,
-            UnreadableSubmissions, SubmissionError, FeatureExportError) as err:
+            UnreadableSubmissions, SubmissionError, FeatureExportError, CurvesError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `repro status ... | head`: stop quietly, as other tools do
