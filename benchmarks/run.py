@@ -1,6 +1,9 @@
 """`make bench`: every benchmark script in this folder, one after another (not a test).
 
-Each prints its own table; speed targets live here, never in the test suite.
+Each prints its own table; speed targets live here, never in the test suite. Every
+``bench_*.py`` here runs (``benchmarks/run.py bench_cost`` runs only the named ones):
+bench_cost (dry-run cost estimates against the stored smoke records' durations, JSON only,
+~1 s), bench_eval, bench_methods, bench_pipeline.
 """
 
 import subprocess

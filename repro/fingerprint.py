@@ -43,7 +43,7 @@ DIGEST_LENGTH = 16
 HARNESS = frozenset({
     "repro.cli", "repro.curves", "repro.eval.command", "repro.feature_export", "repro.fingerprint",
     "repro.freshness",
-    "repro.introspect", "repro.jobs", "repro.launch", "repro.launch.data",
+    "repro.introspect", "repro.jobs", "repro.launch", "repro.launch.cost", "repro.launch.data",
     "repro.launch.failures", "repro.launch.resources", "repro.launch.runner",
     "repro.launch.slurm",
     "repro.launch.status", "repro.data.fingerprint", "repro.registry", "repro.spec",

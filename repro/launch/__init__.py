@@ -21,6 +21,7 @@ import submitit
 from repro import jobs as J
 from repro import store
 from repro.freshness import Judge, load_records
+from repro.launch import cost
 from repro.launch.failures import cause_of, read_failures, update_failures
 from repro.launch.runner import JobRunner, encoders_of_run
 from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
@@ -218,18 +219,26 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")
     _say_stale(stale, jobs, keep_stale, log)
     folder = log_root(table, scale)
+    # the cost of each job, before anything is submitted (repro.launch.cost)
+    estimates = ({j.key: cost.estimate_job(j, resources_for(j, overrides), sources)
+                  for j in todo} if dry_run else {})
     if executor == "slurm":
         from repro.launch.slurm import submit_graph
 
         out = submit_graph(table, scale, todo, sources, folder, store_dir, runs_dir, log,
                            dry_run=dry_run, resubmit_unknown=resubmit_unknown,
-                           resources_for=lambda job: resources_for(job, overrides))
-        return {"jobs": jobs, "stale": stale, **out}
+                           resources_for=lambda job: resources_for(job, overrides),
+                           estimates=estimates)
+        return {"jobs": jobs, "stale": stale, "estimates": estimates, **out}
     if dry_run:
         for j in todo:
             deps = f" after {', '.join(j.deps)}" if j.deps else ""
-            log(f"  would run {j.kind:8s} {j.key} {j.label}{deps}")
-        return {"jobs": jobs, "todo": todo, "stale": stale, "failures": {}}
+            log(f"  would run {j.kind:8s} {j.key} {j.label}{deps}  [{estimates[j.key].text()}]")
+        if todo:
+            cores = cost.local_cores() if executor == "local" else None
+            log(cost.total_line(list(estimates.values()), cores=cores))
+        return {"jobs": jobs, "todo": todo, "stale": stale, "failures": {},
+                "estimates": estimates}
     folder.mkdir(parents=True, exist_ok=True)
     _say_previous_failures(todo, folder, log)
     if max_parallel is None:

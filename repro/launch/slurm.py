@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import io
+import math
 import subprocess
 from pathlib import Path
 
@@ -184,10 +185,29 @@ def _plan(todo, submitted_before, states, resubmit_unknown, log):
     return to_submit, held, to_cancel
 
 
+def _cost_note(estimates: dict | None, job, limit_min: int | None = None) -> str:
+    """`` [~3.2 GPU-h]``; for a pretraining job whose estimated wall time exceeds its time
+    limit, also how many times it will be requeued (it resumes from its checkpoint)."""
+    if not estimates or job.key not in estimates:
+        return ""
+    est = estimates[job.key]
+    note = est.text()
+    if est.known and limit_min:
+        wall_min = est.seconds / est.units / 60
+        if wall_min > limit_min:
+            wall = f"{wall_min / 60:.0f} h" if wall_min >= 120 else f"{wall_min:.0f} min"
+            note += (f", ≈ {wall} wall > the {limit_min}-min limit: ~"
+                     f"{math.ceil(wall_min / limit_min) - 1} requeue(s)")
+            if wall_min > limit_min * (MAX_TIMEOUTS + 1):
+                note += f", more than the {MAX_TIMEOUTS} allowed"
+    return f" [{note}]"
+
+
 def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir, log, *,
                  dry_run: bool = False, resources_for=None,
-                 resubmit_unknown: bool = False) -> dict:
-    from repro.launch import job_dict
+                 resubmit_unknown: bool = False, estimates: dict | None = None) -> dict:
+    """``estimates``: {key: repro.launch.cost.Estimate} shown on the job graph (dry runs)."""
+    from repro.launch import cost, job_dict
 
     resources_for = resources_for or (lambda job: job.payload.get("resources", {}))
     before = read_submitted(folder)
@@ -220,7 +240,8 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
                      "time": now}
             submitted[job.key] = entry
             write_submitted(folder, {job.key: entry})  # at once: a later refusal keeps it
-        graph.append(f"{pre_ids[job.key]}  {job.label} [{job.key}]: {_describe(params)}")
+        graph.append(f"{pre_ids[job.key]}  {job.label} [{job.key}]: {_describe(params)}"
+                     + _cost_note(estimates, job, params["time"]))
 
     by_pre: dict[str, list] = {}
     for job in [j for j in to_submit if j.kind == "eval"]:
@@ -247,13 +268,15 @@ def submit_graph(table, scale, todo, sources, folder: Path, store_dir, runs_dir,
             array_id = subs[0].job_id.split("_")[0]
         wait = f" after {after}" if after else ""
         graph.append(f"{array_id}  array of {len(group)}{wait}: "
-                     + "; ".join(j.label for j in group))
+                     + "; ".join(j.label + _cost_note(estimates, j) for j in group))
     verb = "would submit" if dry_run else "submitted"
     log(f"{verb} {sum(j.kind == 'pretrain' for j in to_submit)} pretraining job(s) and "
         f"{len(by_pre)} evaluation array(s) ({len(to_submit)} jobs); "
         f"{len(held)} already held by Slurm")
     for line in graph:
         log(f"  {line}")
+    if estimates and to_submit:
+        log(cost.total_line([estimates[j.key] for j in to_submit if j.key in estimates]))
     if dry_run:
         for title, text in scripts:
             log(f"----- sbatch script: {title} -----\n{text}")
