@@ -240,7 +240,8 @@ def _summary(cells: dict, row: str, col: str) -> tuple[float, float, int] | None
 def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
     """One line per claim and column: whether ``better`` > ``worse`` in our numbers at
     ``scale``: "holds" when the means differ by more than the larger std, "holds within the
-    spread" / "does not hold within the spread" when they differ by less, "does not hold"."""
+    spread" / "does not hold within the spread" when they differ by less, "does not hold";
+    with one seed of either row, "holds on one seed" / "does not hold on one seed"."""
     out = []
     labels = {c.id: c.label for c in table.columns}
     digits = {c.id: c.digits for c in table.columns}
@@ -250,8 +251,10 @@ def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
             b = _summary(cells, claim["worse"], col)
             if a is None or b is None:
                 continue
-            spread = max(a[1], b[1])
-            if a[0] > b[0]:
+            spread, n = max(a[1], b[1]), min(a[2], b[2])
+            if n < 2:  # no spread to judge against
+                verdict = ("holds" if a[0] > b[0] else "does not hold") + " on one seed"
+            elif a[0] > b[0]:
                 verdict = "holds" if a[0] - b[0] > spread else "holds within the spread"
             else:
                 verdict = ("does not hold" if b[0] - a[0] > spread
@@ -259,7 +262,7 @@ def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
             d = digits[col]
             out.append(f"- {claim['better']} > {claim['worse']} in {labels[col]} "
                        f"({claim['source']}): **{verdict}** — {_fmt(a[0], d)} ± {_fmt(a[1], d)} "
-                       f"vs {_fmt(b[0], d)} ± {_fmt(b[1], d)} ({min(a[2], b[2])} seeds)")
+                       f"vs {_fmt(b[0], d)} ± {_fmt(b[1], d)} ({n} seed{'s' if n > 1 else ''})")
     return out
 
 

@@ -115,7 +115,7 @@ def test_launch_one_seed_of_a_partial_scale_and_render_it(isolated):
     assert "Quoted baseline" not in md and "| PCL" not in md
     assert "(1/2 seeds)" in md and "Raw pixels (reference)" in md
     claim = next(line for line in md.splitlines() if line.startswith("- MoCo > Raw pixels"))
-    assert "(test)" in claim and "1 seeds" in claim
+    assert "(test)" in claim and "on one seed" in claim and "(1 seed)" in claim
     assert main(["launch", str(path), "--scale", "real", "--seeds", "7",
                  "--executor", "debug"]) == 2
     assert main(["table", str(path), "--scale", "real"]) == 0
@@ -135,4 +135,5 @@ def test_claim_verdicts_follow_the_means_and_the_spread(tmp_path):
     assert "**holds within the spread**" in lines([0.6, 0.8], [0.6, 0.7])[0]
     assert "**does not hold**" in lines([0.5, 0.52], [0.9, 0.91])[0]
     assert "**does not hold within the spread**" in lines([0.6, 0.7], [0.6, 0.8])[0]
+    assert "**does not hold on one seed**" in lines([0.5], [0.9, 0.91])[0]
     assert tables.claim_lines(table, "real", {}) == []  # nothing computed: nothing claimed

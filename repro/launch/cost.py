@@ -238,8 +238,9 @@ _CPU_ROWS = (
                "records agree (SimCLR smoke, 35,328 views in 123 s: 287/s per job). "
                "machine-figures.md's ~115-125 images/s is one job on 2 threads at batch 256"),
     Throughput(CPU, "resnet18_tiny", 16, True, 46_080 / 35, 3 * 46_080 / 35,
-               "results/digits/methods.json (commit ab212df, 1 thread): SimCLR, 20 epochs x "
-               "9 batches of 128 x 2 views of 16 px digits in 35 s"),
+               "results/digits/methods.json at commit ab212df (since replaced by the digits "
+               "scale; 1 thread): SimCLR, 20 epochs x 9 batches of 128 x 2 views of 16 px "
+               "digits in 35 s"),
     Throughput(CPU, "resnet18", 32, True, 36 / 2, 3 * 36 / 2,
                "machine-figures.md: ResNet-18, CIFAR stem, 32 px, batch 256, fp32, 2 threads: "
                "32-40 views/s, i.e. ~18 per CPU-second"),
