@@ -69,6 +69,20 @@ class Column:
     metric: str | None = None
     scale_factor: float = 1.0  # e.g. 100 to print fractions as %
     digits: int = 1
+    # A key of REGISTRY_FIELDS: a descriptive column whose printed cell is set beside what our
+    # registry says for the row's ``dataset`` (a table of datasets, e.g. ProPos Table 1).
+    registry: str | None = None
+
+
+# What a registry column shows for a row's dataset {name, split, eval}.
+REGISTRY_FIELDS = {
+    "split": "our name of the split (repro.data.DATASET_INFO[name].splits)",
+    "samples": "images in the split (repro.launch.cost.SPLIT_SIZES, official counts; a split "
+               "a+b without its own entry: the sum of its parts)",
+    "classes": "repro.data.DATASET_INFO[name].num_classes",
+    "image_size": "features.image_size of the row's eval (<table>/<eval id> of the same paper) "
+                  "at the paper scale",
+}
 
 
 # Where the numbers of a row without a recipe come from (a row with a recipe is ours: we train
@@ -94,6 +108,9 @@ class Row:
     # ``recipe``) is a reference row of those scales (e.g. raw pixels on real data): it exists
     # at those scales only and needs no ``origin``.
     recipe_by_scale: dict[str, str] = field(default_factory=dict)
+    # A row of a table of datasets (one with registry columns): {name, split, eval} as written,
+    # plus ``image_size`` read from ``eval``. None: the dataset is not in our registry.
+    dataset: dict | None = None
 
 
 @dataclass
@@ -747,12 +764,18 @@ SCALE = Block({
 }, required=("seeds",))
 CELL = AnyOf((Text(), Number()))
 COLUMN = Block({"id": Text(NAME_ID), "label": Text(), "eval": Text(), "metric": Text(),
-                "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10)},
+                "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10),
+                "registry": OneOf("registry field", REGISTRY_FIELDS.keys)},
                required=("id", "label"))
+EVAL_REF = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # table2/cl_c10
+DATASET_ROW = Block({"name": OneOf("dataset", DATASET_INFO.keys), "split": Text(),
+                     "eval": Text(EVAL_REF)}, required=("name", "split"),
+                    then=lambda ref, path: _split_of_dataset({"dataset": ref["name"],
+                                                             "split": ref["split"]}, path))
 ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_ID, values=Text()),
              "origin": OneOf("row origin", ORIGINS.keys),
              "reason": Text(), "paper": Mapping(values=CELL), "info": Mapping(values=CELL),
-             "evaluate": ListOf(Text(), distinct=True)},
+             "evaluate": ListOf(Text(), distinct=True), "dataset": DATASET_ROW},
             required=("name", "paper"))
 # What one file may hold; the spec's own keys override those of its includes, except
 # ``file_defaults``, which stay with the file that writes them (see ``_recipes``).
@@ -1194,6 +1217,9 @@ def _columns(raw: list, evals: dict) -> list[Column]:
             OneOf("eval", evals.keys)(col["eval"], at + ("eval",))
             if "metric" not in col:
                 raise _Invalid(at + ("metric",), "required with 'eval'")
+        if "registry" in col and "eval" in col:
+            raise _bad(at + ("registry",), col["registry"], "registry only in descriptive "
+                       "columns (without eval)", "not used with eval:")
         for key in ("metric", "scale_factor", "digits"):
             if key in col and "eval" not in col:
                 raise _bad(at + (key,), col[key], f"{key} only in result columns (with eval)",
@@ -1203,7 +1229,7 @@ def _columns(raw: list, evals: dict) -> list[Column]:
         columns.append(Column(id=col["id"], label=col["label"], eval=col.get("eval"),
                               metric=col.get("metric"),
                               scale_factor=col.get("scale_factor", 1.0),
-                              digits=col.get("digits", 1)))
+                              digits=col.get("digits", 1), registry=col.get("registry")))
     return columns
 
 
@@ -1261,11 +1287,18 @@ def _row_recipes(row: dict, at: FieldPath, recipes: dict, scales: dict) -> None:
 def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list[Row]:
     rows: list[Row] = []
     eval_ids = [c.id for c in columns if c.eval]
+    datasets = any(c.registry for c in columns)
     for i, row in enumerate(raw):
         at = ("rows", i)
         ROW(row, at)
-        _row_recipes(row, at, recipes, scales)
-        _row_origin(row, at)
+        if datasets:
+            _dataset_row(row, at, columns)
+        else:
+            if "dataset" in row:
+                raise _bad(at + ("dataset",), row["dataset"], "dataset only in a table with "
+                           "registry columns (a table of datasets)", "not used here:")
+            _row_recipes(row, at, recipes, scales)
+            _row_origin(row, at)
         _row_columns(row, at, columns)
         trained = bool(row.get("recipe") or row.get("recipe_by_scale"))
         if trained and any(r.name == row["name"] and (r.recipe or r.recipe_by_scale)
@@ -1278,8 +1311,72 @@ def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list
                         info={k: str(v) for k, v in row.get("info", {}).items()},
                         evaluate=list(evaluate) if trained else [],
                         origin=row.get("origin"), reason=row.get("reason", ""),
-                        recipe_by_scale=dict(row.get("recipe_by_scale", {}))))
+                        recipe_by_scale=dict(row.get("recipe_by_scale", {})),
+                        dataset=dict(row["dataset"]) if "dataset" in row else None))
     return rows
+
+
+def _dataset_row(row: dict, at: FieldPath, columns: list[Column]) -> None:
+    """A row of a table of datasets: the paper's description of one dataset, set beside our
+    registry; nothing is trained, so no recipe and no origin. ``reason``: why ours differs.
+    A row without ``dataset`` is a dataset our registry lacks."""
+    for key in ("recipe", "recipe_by_scale", "evaluate", "origin"):
+        if key in row:
+            raise _bad(at + (key,), row[key], "name, dataset, paper, info, reason (a table of "
+                       "datasets trains nothing)", f"{key} not used in a table of datasets:")
+    sized = any(c.registry == "image_size" for c in columns)
+    if "dataset" in row and sized and "eval" not in row["dataset"]:
+        raise _Invalid(at + ("dataset", "eval"), "required with an image_size column; allowed: "
+                                                 "<table>/<eval id> of the same paper")
+
+
+_LOADING: set[Path] = set()  # specs being loaded: a cycle of eval references is an error
+
+
+def _dataset_sizes(table: Table) -> None:
+    """Each dataset row's ``eval`` (<table>/<eval id>): the image size its paper-scale
+    evaluation extracts features at, from that spec; its training data is the row's dataset."""
+    own = table.path.resolve()
+    first = own not in _LOADING
+    _LOADING.add(own)
+    try:
+        _read_sizes(table)
+    finally:
+        if first:
+            _LOADING.discard(own)
+
+
+def _read_sizes(table: Table) -> None:
+    for i, row in enumerate(table.rows):
+        ref = (row.dataset or {}).get("eval")
+        if ref is None:
+            continue
+        at = ("rows", i, "dataset", "eval")
+        other, eid = ref.split("/")
+        path = table.path.parent / f"{other}.yaml"
+        if not path.is_file():
+            raise _bad(at, ref, f"a table of {table.paper} (experiments/{table.paper}/<table>"
+                       ".yaml)", "no such table:")
+        if path.resolve() in _LOADING:
+            raise _bad(at, ref, "a table without dataset rows", "refers back to this table:")
+        _LOADING.add(path.resolve())
+        try:
+            target = load_table(path)
+        finally:
+            _LOADING.discard(path.resolve())
+        if eid not in target.evals or not target.has_eval(eid, "paper"):
+            raise _bad(at, ref, ", ".join(f"{other}/{e}" for e in target.evals
+                                          if target.has_eval(e, "paper")),
+                       "no such evaluation at scale 'paper':")
+        ev = target.eval_at(eid, "paper")
+        if ev["train"]["dataset"] != row.dataset["name"]:
+            raise _bad(at, ref, f"an evaluation on {row.dataset['name']}",
+                       f"evaluates {ev['train']['dataset']}:")
+        size = ev.get("features", {}).get("image_size")
+        if size is None:
+            raise _bad(at, ref, "an evaluation with features.image_size at scale 'paper'",
+                       "sets no image size:")
+        row.dataset["image_size"] = size
 
 
 def _check_encoders(table: Table) -> None:
@@ -1319,6 +1416,12 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
                   command=raw.get("command", ""),
                   claims=_claims(raw.get("claims", []), rows, columns))
     _check_encoders(table)
+    if any(c.registry for c in columns):
+        for key in ("evals", "claims"):
+            if raw.get(key):
+                raise _bad((key,), sorted(raw[key]) if key == "evals" else raw[key],
+                           "none in a table of datasets (registry columns)", "not used:")
+        _dataset_sizes(table)
     return table
 
 

@@ -20,7 +20,7 @@ from repro import store
 from repro.data import DATASET_INFO, is_synthetic
 from repro.data.fingerprint import data_present
 from repro.freshness import Judge
-from repro.spec import Table, paper_number
+from repro.spec import REGISTRY_FIELDS, Row, Table, paper_number
 
 POLICY_MARK = {"test": "ᵀ", "val": "ⱽ"}
 # The "ours" cell of a row we do not rerun, by the row's origin (repro.spec.ORIGINS).
@@ -133,6 +133,8 @@ def _not_rerun_lines(table: Table, scale: str) -> list[str]:
 
 
 def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | None = None) -> str:
+    if any(c.registry for c in table.columns):
+        return render_datasets(table)
     jobs, records, sources = stored_jobs(table, scale, sources, root)
     judge = Judge(jobs, records)
     stale = judge.stale()
@@ -271,3 +273,83 @@ def write(table: Table, scale: str, out: Path | None = None, **kw) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(table, scale, **kw))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A table of datasets (registry columns): the paper's cells beside what our registry says.
+
+DATASETS_LEGEND = (
+    "paper = as printed in the paper; ours = what this repository's registry says for the "
+    "dataset and split the paper uses (where each comes from: above); ≠ = ours differs from "
+    "the paper (what and why: below). Nothing is computed: every scale renders this table alike."
+)
+
+
+def registry_value(row: Row, field: str) -> str | None:
+    """What our registry says for ``field`` (a key of ``REGISTRY_FIELDS``) of the row's dataset,
+    written as the paper prints it; None: no value (not registered, no count)."""
+    from repro.launch.cost import SPLIT_SIZES
+
+    ref = row.dataset
+    if ref is None:
+        return None
+    name, split = ref["name"], ref["split"]
+    if field == "split":
+        return split
+    if field == "classes":
+        return f"{DATASET_INFO[name].num_classes:,}"
+    if field == "image_size":
+        size = ref.get("image_size")
+        return None if size is None else f"{size}×{size}"
+    sizes = SPLIT_SIZES.get(name, {})
+    parts = split.split("+")
+    if split not in sizes and not all(p in sizes for p in parts):
+        return None
+    return f"{sizes[split] if split in sizes else sum(sizes[p] for p in parts):,}"
+
+
+def _same(printed: str, ours: str) -> bool:
+    def norm(text: str) -> str:
+        return "".join(text.split()).replace(",", "").replace("x", "×").lower()
+
+    return norm(printed) == norm(ours)
+
+
+def render_datasets(table: Table) -> str:
+    info_cols = [c for c in table.columns if not c.eval]
+    headers = ["Dataset"]
+    for c in info_cols:
+        headers += [f"{c.label} paper", f"{c.label} ours"] if c.registry else [c.label]
+    body, differs = [], []
+    for row in table.rows:
+        line, diff = [row.name], []
+        for c in info_cols:
+            printed = row.paper.get(c.id, row.info.get(c.id, ""))
+            if not c.registry:
+                line.append(printed)
+                continue
+            ours = registry_value(row, c.registry)
+            if ours is None:
+                shown = "not in our registry" if row.dataset is None else "no value"
+                diff.append(f"{c.label} (paper {printed}, ours: {shown})")
+                line += [printed, f"{shown} ≠"]
+            elif _same(printed, ours):
+                line += [printed, ours]
+            else:
+                diff.append(f"{c.label} (paper {printed}, ours {ours})")
+                line += [printed, f"{ours} ≠"]
+        body.append(line)
+        if diff:
+            differs.append(f"- Ours differs from the paper: {row.name} — {'; '.join(diff)}: "
+                           f"{row.reason or 'no reason given'}")
+    sources = [f"{c.label}: {REGISTRY_FIELDS[c.registry]}" for c in info_cols if c.registry]
+    parts = [f"# {table.paper.upper()} {table.table}: {table.title}", "",
+             f"- Ours: {'; '.join(sources)}",
+             f"- Regenerate: `{table.command or 'repro launch ' + str(table.path)}`", "",
+             tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True), "",
+             DATASETS_LEGEND]
+    if differs:
+        parts += [""] + differs
+    for note in table.notes:
+        parts.append(f"\n- {note}")
+    return "\n".join(parts) + "\n"
