@@ -6,7 +6,7 @@
 #                                                     # only stale or missing ones recompute
 #   bash scripts/regenerate_results.sh install DIR    # copy DIR's records into results/store
 #                                                     # and re-render every results/ table
-#   SCALE=real SPECS="experiments/propos/table2.yaml ..." SEEDS=0 REUSE=1 \
+#   SCALE=real SPECS="experiments/propos/table2.yaml ..." SEEDS="0 1 2" REUSE=1 \
 #     bash scripts/regenerate_results.sh run            # another scale, some specs or seeds
 #                                                     # (install renders SCALE's tables too)
 #
@@ -35,10 +35,17 @@ run)
   mkdir -p "$dir/cwd"
   ln -sfn "$dir/src/experiments" "$dir/cwd/experiments"
   cd "$dir/cwd"
-  for spec in ${SPECS:-experiments/*/*.yaml}; do
-    echo "== $spec ($(date +%T))"
-    "$py" -m repro.cli launch "$spec" --scale "${SCALE:-smoke}" --executor local \
-      ${SEEDS:+--seeds "$SEEDS"}
+  # seed by seed (SEEDS="0 1 2" or "0,1,2"): each seed of every spec is complete before the
+  # next starts, so `install DIR` can be run while later seeds are still computing
+  seeds=${SEEDS:-}
+  for seed in ${seeds//,/ } ""; do
+    [[ -z $seed && -n ${SEEDS:-} ]] && break
+    for spec in ${SPECS:-experiments/*/*.yaml}; do
+      echo "== $spec${seed:+ seed $seed} ($(date +%T))"
+      "$py" -m repro.cli launch "$spec" --scale "${SCALE:-smoke}" --executor local \
+        ${seed:+--seeds "$seed"}
+    done
+    [[ -z $seed ]] && break
   done
   echo "done ($(date +%T)): bash scripts/regenerate_results.sh install $dir"
   ;;
