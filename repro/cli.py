@@ -1,4 +1,5 @@
-"""The ``repro`` command line. ``table``, ``list``, ``status`` and ``curves`` import no torch."""
+"""The ``repro`` command line. ``table``, ``list``, ``status``, ``curves`` and ``recipe`` import no
+torch."""
 
 from __future__ import annotations
 
@@ -173,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the .png to write (default: results/<paper>/<table>.<scale>"
                          ".curves.png)")
     cu.set_defaults(fn=_cmd_curves)
+
+    from repro import recipe_view
+
+    rc = sub.add_parser("recipe", help="a row's fully resolved recipe at a scale, with the "
+                        "source of every value (spec only)")
+    rc.add_argument("spec")
+    rc.add_argument("name", help="a row of the table, or a recipe id")
+    rc.add_argument("--scale", default="paper")
+    rc.add_argument("--strict", action="store_true",
+                    help="exit 1 when a value has no source")
+    rc.set_defaults(fn=recipe_view.run)
 
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["methods", "protocols", "datasets", "tables"])

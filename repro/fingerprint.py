@@ -46,7 +46,8 @@ HARNESS = frozenset({
     "repro.introspect", "repro.jobs", "repro.launch", "repro.launch.cost", "repro.launch.data",
     "repro.launch.failures", "repro.launch.resources", "repro.launch.runner",
     "repro.launch.slurm",
-    "repro.launch.status", "repro.data.fingerprint", "repro.registry", "repro.spec",
+    "repro.launch.status", "repro.data.fingerprint", "repro.recipe_view", "repro.registry",
+    "repro.spec",
     "repro.store", "repro.tables",
 })
 # module -> the module-level dict literals in it that are keyed by a public name (directly, or as

@@ -46,6 +46,7 @@ AXIS_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")  # a grid axis: {axis} in th
 VALUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # what {axis} becomes in an id
 DOTTED = re.compile(r"[A-Za-z0-9_]{1,64}(\.[A-Za-z0-9_]{1,64}){0,7}")  # optim.lr
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+REF_ID = re.compile(r"[a-z][a-z0-9_-]{0,47}")  # a short name under ``references``
 MAX_GRID = 1000  # recipes one grid expands to
 DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?|mps")
 
@@ -128,6 +129,10 @@ class Table:
     command: str = ""
     # claims of the paper checked at each scale: {better, worse, columns, source}
     claims: list[dict] = field(default_factory=list)
+    # recipe id -> scale -> the bodies it is merged from, bottom first (``recipe_sources``)
+    recipe_layers: dict = field(default_factory=dict, repr=False, compare=False)
+    references: dict[str, str] = field(default_factory=dict)  # short name -> full citation
+    recipe_files: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def result_path(self) -> Path:
@@ -780,6 +785,7 @@ ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_I
 # What one file may hold; the spec's own keys override those of its includes, except
 # ``file_defaults``, which stay with the file that writes them (see ``_recipes``).
 INCLUDABLE = {"recipes": Mapping(RECIPE_KEY), "recipe_defaults": Mapping(NAME_ID),
+              "references": Mapping(REF_ID, values=Text()),
               "file_defaults": Mapping(NAME_ID, values=Mapping()),
               "evals": Mapping(NAME_ID), "scales": Mapping(NAME_ID, nonempty=True),
               "notes": ListOf(Text())}
@@ -881,6 +887,12 @@ def load_table(path: str | Path) -> Table:
     local = _Local()
 
     def add(body: dict, shown: str) -> None:
+        for ref, text in body.get("references", {}).items():  # one meaning per name
+            if merged.get("references", {}).get(ref, text) != text:
+                raise SpecError(f"{shown}: references.{ref}: {_short(text)} differs from "
+                                f"{_short(merged['references'][ref])} (set in "
+                                f"{_origin(origins, ('references', ref), str(path))}); allowed: "
+                                "the same text for a name, or another name")
         for key in body.get("recipes", {}):
             local.home.setdefault(key, len(local.files))
         local.files.append((shown, body.get("file_defaults", {})))
@@ -894,7 +906,10 @@ def load_table(path: str | Path) -> Table:
         add(body, shown)
     add(own, str(path))
     try:
-        return _table(path, merged, local)
+        table = _table(path, merged, local)
+        table.recipe_files = {key: _origin(origins, ("recipes", key), str(path))
+                              for key in merged.get("recipes", {})}
+        return table
     except _Invalid as bad:
         raise SpecError(f"{bad.file or _origin(origins, bad.path, str(path))}: "
                         f"{_fmt(bad.path)}{bad.note}: {bad.text}") from None
@@ -945,6 +960,14 @@ class _Layer:
     at: FieldPath  # where ``body`` is written
     file: str | None = None  # set when the merged spec's origins cannot tell
     fixed: bool = False  # a swept value: errors inside it name ``at`` itself
+    # dotted path -> where its value comes from (see ``recipe_sources``); a body's ``sources``
+    # key is moved here, so it never reaches the recipe
+    sources: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.body, dict) and "sources" in self.body:
+            self.sources = self.body["sources"]
+            self.body = {k: v for k, v in self.body.items() if k != "sources"}
 
     def where(self, rel: FieldPath) -> FieldPath:
         return self.at if self.fixed else self.at + rel
@@ -983,7 +1006,7 @@ def _sweep_values(value: Any, path: FieldPath) -> None:
 
 SWEEP = Block({"set": AnyOf((Text(DOTTED), Mapping(NAME_ID, values=Text(DOTTED),
                                                     nonempty=True))),
-               "values": _sweep_values}, required=("set", "values"))
+               "values": _sweep_values, "source": Text()}, required=("set", "values"))
 
 
 def _axis(value: Any, path: FieldPath) -> None:
@@ -1055,7 +1078,8 @@ def _choices(axis: str, spec: dict, at: FieldPath, scales: dict) -> list[tuple[s
     named = values.items() if isinstance(values, dict) else [(str(v), v) for v in values]
     for i, (name, value) in enumerate(named):
         where = at + ("values", name if isinstance(values, dict) else i)
-        out.append((name, [_Layer(scale, _nest(dotted, value), where, fixed=True)
+        out.append((name, [_Layer(scale, _nest(dotted, value), where, fixed=True,
+                                  sources={dotted: spec["source"]} if "source" in spec else {})
                            for scale, dotted in targets.items()]))
     return out
 
@@ -1176,7 +1200,8 @@ def _check_recipe(rid: str, draft: _Draft, scale: str, layers: list[_Layer]) -> 
     return recipe
 
 
-def _recipes(raw: dict, scales: dict, local: _Local) -> dict[str, dict]:
+def _recipes(raw: dict, scales: dict, local: _Local,
+             layers_out: dict | None = None) -> dict[str, dict]:
     defaults = raw.get("recipe_defaults", {})
     for scale, body in defaults.items():
         if scale not in scales:
@@ -1185,14 +1210,109 @@ def _recipes(raw: dict, scales: dict, local: _Local) -> dict[str, dict]:
     drafts = _drafts(raw.get("recipes", {}), scales, local)
     resolved = _resolve(drafts, scales, local)
     _unused_defaults(resolved, local, scales)
-    checked = {}
+    checked: dict[str, dict] = {}
+    seen: set[int] = set()
     for rid, by_scale in resolved.items():  # parents first: an error names the parent
         checked[rid] = {}
         for scale, layers in by_scale.items():
             spec_wide = [_Layer(scale, defaults[scale], ("recipe_defaults", scale))] \
                 if scale in defaults else []
             checked[rid][scale] = _check_recipe(rid, drafts[rid], scale, spec_wide + layers)
+            for layer in spec_wide + layers:
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    _check_sources(layer, raw.get("references", {}))
+            if layers_out is not None:
+                layers_out.setdefault(rid, {})[scale] = spec_wide + layers
     return {rid: checked[rid] for rid in drafts}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: where each value of a recipe comes from. Any body a recipe is merged from (a
+# ``file_defaults.<scale>``, a recipe's ``scales.<scale>``, a grid value) may carry
+# ``sources: {<dotted path>: <source>}`` for the values that same body sets (a path names a
+# value or a subtree of them); a swept grid axis carries ``source:``. A source is ``<ref>`` or
+# ``<ref>: <detail>`` (several joined by "; "), <ref> a key of the spec's ``references`` (the
+# paper, the authors' repository at a commit, their issue tracker), or ``ours: <reason>`` for our
+# own choice. A value inherits no source from a body it overrides: whoever changes a value says
+# where the new one comes from. tests/test_recipe_sources.py requires one for every value of
+# every paper-scale recipe.
+
+OURS = "ours"
+
+
+def check_source(text: str, references: dict) -> str | None:
+    """Why ``text`` is not a valid source (None when it is)."""
+    parts = [p.strip() for p in text.split(";")]
+    for part in parts:
+        ref, colon, detail = part.partition(":")
+        ref = ref.strip()
+        if ref == OURS:
+            if not detail.strip():
+                return f"{OURS!r} needs a reason ('{OURS}: <why>')"
+        elif ref not in references:
+            known = ", ".join(sorted(references)) or "none defined"
+            return (f"unknown reference {ref!r} (references: {known}; or '{OURS}: <reason>')")
+    return None
+
+
+def _check_sources(layer: _Layer, references: dict) -> None:
+    if not layer.sources:
+        return
+    at = layer.at if layer.fixed else layer.at + ("sources",)
+    Mapping(DOTTED, values=Text())(layer.sources, at)
+    for dotted, text in layer.sources.items():
+        here = at if layer.fixed else at + (dotted,)
+        if not _sets(layer.body, tuple(dotted.split("."))):
+            raise _Invalid(here, f"source for {dotted!r}, which this body does not set; "
+                                 "allowed: paths of values set beside it", file=layer.file)
+        problem = check_source(text, references)
+        if problem:
+            raise _Invalid(here, f"bad source {_short(text)}: {problem}", file=layer.file)
+
+
+def _leaves(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out += _leaves(value, prefix + (key,))
+        elif not isinstance(value, dict):
+            out.append((prefix + (key,), value))
+    return out
+
+
+@dataclass
+class Sourced:
+    """One value of a resolved recipe, with the body that set it and that body's source."""
+
+    path: str  # dotted
+    value: Any
+    source: str | None  # None: the body that sets it gives none
+    written: str  # where the winning body is written (file: dotted location)
+
+
+def recipe_sources(table: Table, recipe_id: str, scale: str) -> list[Sourced]:
+    """Every value of recipe ``recipe_id`` at ``scale``, with its source."""
+    layers = table.recipe_layers[recipe_id][scale]
+    recipe = table.recipes[recipe_id][scale]
+    out = []
+    for path, value in _leaves(recipe):
+        for layer in reversed(layers):
+            if _sets(layer.body, path):
+                break
+        else:  # pragma: no cover - every leaf comes from some layer
+            raise AssertionError(path)
+        dotted = ".".join(path)
+        source = None
+        for n in range(len(path), 0, -1):  # the longest path that names it (or its subtree)
+            key = ".".join(path[:n])
+            if key in layer.sources:
+                source = layer.sources[key]
+                break
+        file = layer.file or (table.recipe_files.get(layer.at[1]) if layer.at[0] == "recipes"
+                              else None) or str(table.path)
+        out.append(Sourced(dotted, value, source, f"{file}: {_fmt(layer.at)}"))
+    return out
 
 
 def _evals(evals: dict, scales: dict) -> dict[str, dict]:
@@ -1406,7 +1526,8 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
     scales = raw["scales"]
     for name, scale in scales.items():
         SCALE(scale, ("scales", name))
-    recipes = _recipes(raw, scales, local or _Local())
+    layers: dict = {}
+    recipes = _recipes(raw, scales, local or _Local(), layers)
     evals = _evals(raw.get("evals", {}), scales)
     columns = _columns(raw["columns"], evals)
     rows = _rows(raw["rows"], columns, recipes, scales)
@@ -1414,7 +1535,8 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
                   columns=columns, rows=rows, recipes=recipes,
                   evals=evals, scales=scales, notes=list(raw.get("notes", [])),
                   command=raw.get("command", ""),
-                  claims=_claims(raw.get("claims", []), rows, columns))
+                  claims=_claims(raw.get("claims", []), rows, columns),
+                  recipe_layers=layers, references=dict(raw.get("references", {})))
     _check_encoders(table)
     if any(c.registry for c in columns):
         for key in ("evals", "claims"):
