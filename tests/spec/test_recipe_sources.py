@@ -145,8 +145,9 @@ def _unsourced() -> dict[str, list[str]]:
                 continue
             for v in recipe_sources(table, rid, "paper"):
                 if v.source is None:
-                    out.setdefault(v.written.split(" (included from")[0].replace(f"{ROOT}/", "") + ": " +
-                                   v.written.rsplit(": ", 1)[1], set()).add(v.path)
+                    file = v.written.split(" (included from")[0].split(":")[0]
+                    where = f"{file.replace(f'{ROOT}/', '')}: {v.written.rsplit(': ', 1)[1]}"
+                    out.setdefault(where, set()).add(v.path)
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
