@@ -10,6 +10,7 @@ compared through their canonical JSON (sorted keys; 1 and 1.0 differ), exactly.
 When a change is *meant* to change a resolved spec (a new table, a new recipe, a changed value),
 rewrite the fixture and review its diff:
 
+    .venv/bin/python tests/test_resolved_specs.py --diff   # which spec / id / scale differ
     .venv/bin/python tests/test_resolved_specs.py --write
 """
 
@@ -80,7 +81,32 @@ def test_every_spec_resolves_as_recorded():
     assert _canonical(actual) == _canonical(expected)
 
 
+def differences() -> list[str]:
+    """One line per resolved recipe or evaluation (spec, id, scale) and per scale's job list
+    that differs from the fixture: what ``--diff`` prints."""
+    expected = json.loads(FIXTURE.read_text())
+    actual = json.loads(json.dumps(resolve_all()))
+    out = []
+    for name in sorted(set(expected["specs"]) | set(actual["specs"])):
+        old, new = expected["specs"].get(name, {}), actual["specs"].get(name, {})
+        for part in ("recipes", "evals"):
+            for key in sorted(set(old.get(part, {})) | set(new.get(part, {}))):
+                a, b = old.get(part, {}).get(key, {}), new.get(part, {}).get(key, {})
+                for scale in sorted(set(a) | set(b)):
+                    if a.get(scale) != b.get(scale):
+                        out.append(f"{name} {part}.{key} scale {scale}")
+        for scale in sorted(set(old.get("jobs", {})) | set(new.get("jobs", {}))):
+            if old.get("jobs", {}).get(scale) != new.get("jobs", {}).get(scale):
+                out.append(f"{name} jobs scale {scale}")
+        if old.get("scales") != new.get("scales"):
+            out.append(f"{name} scales")
+    return out
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--diff"]:  # what differs from the fixture, e.g. "only scale paper"
+        print("\n".join(differences()) or "no differences")
+        sys.exit(0)
     if sys.argv[1:] != ["--write"]:
         sys.exit(__doc__)
     FIXTURE.write_text(json.dumps(resolve_all(), indent=1, sort_keys=True) + "\n")
