@@ -10,14 +10,26 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: venv test test-slurm smoke bench lint clean-venv status
 
-$(VENV)/.installed: pyproject.toml
+# GPU=1: the GPU build of faiss (the `gpu` extra) replaces faiss-cpu, so the E-step's k-means and
+# the kNN index run on GPU (a paper-scale PCL/ProPos job refuses to start without it, see
+# repro/launch/preflight.py). Both wheels install the same `faiss` module: faiss-cpu is removed
+# and the GPU wheel reinstalled over its files (`pip check` then names faiss-cpu as missing).
+GPU ?=
+STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
+FAISS_GPU := $(shell sed -n 's/^gpu = \["\(faiss-gpu[^"]*\)"\]/\1/p' pyproject.toml)
+
+$(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev$(if $(GPU),$(COMMA)gpu)]'
+	$(if $(GPU),$(PY) -m pip uninstall -q -y faiss-cpu && \
+	  $(PY) -m pip install -q --force-reinstall --no-deps '$(FAISS_GPU)' && \
+	  $(PY) -c 'import faiss; print("faiss", faiss.__version__, "GPU build, sees", faiss.get_num_gpus(), "GPU(s)")')
 	touch $@
 
-venv: $(VENV)/.installed
+COMMA := ,
+venv: $(STAMP)
 
 # make table3 [PAPER=pcl] [SCALE=smoke|paper] [EXECUTOR=local|debug|slurm] [ARGS="--partition gpu"]
 table%: venv

@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     from repro.curves import CurvesError
     from repro.data import MissingDataset
     from repro.feature_export import FeatureExportError
+    from repro.launch.preflight import PreflightError
     from repro.launch.resources import ResourceError
     from repro.launch.status import SubmissionError, UnreadableSubmissions
     from repro.registry import UnknownName
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_scale(args)
         return args.fn(args)
     except (SpecError, UserError, ResourceError, MissingDataset, UnknownName,
-            UnreadableSubmissions, SubmissionError, FeatureExportError, CurvesError) as err:
+            UnreadableSubmissions, SubmissionError, FeatureExportError, CurvesError,
+            PreflightError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `repro status ... | head`: stop quietly, as other tools do

@@ -21,7 +21,7 @@ import submitit
 from repro import jobs as J
 from repro import store
 from repro.freshness import Judge, load_records
-from repro.launch import cost
+from repro.launch import cost, preflight
 from repro.launch.failures import cause_of, read_failures, update_failures
 from repro.launch.runner import JobRunner, encoders_of_run
 from repro.launch.status import LOG_ROOT_ENV, log_root  # noqa: F401  (public here too)
@@ -219,6 +219,13 @@ def launch(table: Table, scale: str, executor: str = "local", *, dry_run: bool =
         f"({n_pre} pretraining, {len(todo) - n_pre} evaluation)")
     _say_stale(stale, jobs, keep_stale, log)
     folder = log_root(table, scale)
+    # an E-step that would run k-means on CPU at large K does not start (repro.launch.preflight)
+    refused = [p for p in (preflight.estep_problem(j, resources_for(j, overrides), executor,
+                                                   sources) for j in todo) if p]
+    if refused and not dry_run:
+        raise preflight.PreflightError(f"{len(refused)} job(s) refused: {refused[0]}")
+    for problem in refused:
+        log(f"  would refuse to start: {problem}")
     # the cost of each job, before anything is submitted (repro.launch.cost)
     estimates = ({j.key: cost.estimate_job(j, resources_for(j, overrides), sources)
                   for j in todo} if dry_run else {})
