@@ -6,9 +6,14 @@ dataset ``name`` (``repro/data/<reader>.py``) opens for ``split`` under the data
 treats data freshness as unchecked. Editing, adding or removing a file the reader reads changes
 it; any other file under the root does not. Paths enter relative to the dataset's folder, so
 moving the data root keeps the fingerprint. Synthetic fixtures (``repro.data.fixtures``) are
-fingerprinted like real data; their ``SYNTHETIC_FIXTURE.json`` marker is hashed too (its content
-is a deterministic function of the writer's version and arguments, and whether it exists decides
-how CIFAR-10 is read).
+identified by what wrote them, not by their bytes: the content of their ``SYNTHETIC_FIXTURE.json``
+marker (the writer's version and arguments; whether it exists decides how CIFAR-10 is read), the
+sha256 of the writer's source (``repro/data/fixtures.py``) and the path and size of every file the
+reader reads. NOTE: a fixture's bytes are not the same on every CPU: it is drawn with numpy's
+transcendental functions (cos, arctan2, hypot), whose SIMD kernels (AVX-512 vs AVX2) differ in
+the last bit, which moves some pixels by one grey level; hashing the bytes made every record
+computed on a fixture look stale on a machine with another CPU. A fixture edited by hand (same
+sizes) is therefore not detected; a change of the writer is.
 
 Two ways a file enters the digest:
 
@@ -215,6 +220,24 @@ class _Entries:
         return self._h.hexdigest()[:DIGEST_CHARS]
 
 
+class _Synthetic(_Entries):
+    """Entries of a synthetic fixture's folder: files by path and size (see the module
+    docstring), the writer's source by content."""
+
+    def content(self, path: Path, rel: str, required: bool = True) -> None:
+        size = _size(str(path))
+        if size < 0 and required:
+            raise _Absent(str(path))
+        self.add("synthetic-file", rel, size)
+
+
+WRITER = Path(__file__).resolve().parent / "fixtures.py"  # read, not imported (it imports torch)
+
+
+def _writer_sha256() -> str:
+    return hashlib.sha256(WRITER.read_bytes()).hexdigest()
+
+
 class _Probe(_Entries):
     """Entries that read no file: running a reader with it only tells whether the files it
     needs are there."""
@@ -226,13 +249,15 @@ class _Probe(_Entries):
 
 def _split_digest(name: str, folder_name: str, split: str, root: Path) -> str | None:
     folder = root / folder_name if folder_name else root
-    entries = _Entries()
+    synthetic = bool(folder_name) and (folder / SYNTHETIC_MARKER).is_file()
+    entries = _Synthetic() if synthetic else _Entries()
     try:
         _READERS[name](entries, folder, split, name)
     except _Absent:
         return None
-    if folder_name and (folder / SYNTHETIC_MARKER).is_file():
-        entries.content(folder / SYNTHETIC_MARKER, SYNTHETIC_MARKER)
+    if synthetic:
+        _Entries.content(entries, folder / SYNTHETIC_MARKER, SYNTHETIC_MARKER)
+        entries.add("writer", _writer_sha256())
     return entries.hexdigest()
 
 

@@ -45,6 +45,21 @@ def reads(monkeypatch):
     return seen
 
 
+def _unmark(folder: Path) -> Path:
+    """A fixture without its SYNTHETIC marker: read and fingerprinted as real data (by bytes)."""
+    (folder / SYNTHETIC_MARKER).unlink()
+    return folder
+
+
+@pytest.fixture
+def real_root(fixture_root, tmp_path):
+    """fixture_root's CIFAR-10 as if it were the real download (no marker)."""
+    root = tmp_path / "real"
+    shutil.copytree(fixture_root / CIFAR, root / CIFAR)
+    _unmark(root / CIFAR)
+    return root
+
+
 def _settle():
     """Let the files just written age past the racy window (so their hashes are memoised)."""
     time.sleep(RACY + 0.02)
@@ -154,25 +169,26 @@ def test_fixtures_are_byte_deterministic(tmp_path):
             name, None, tmp_path / "b")
 
 
-def test_cifar10_second_call_reads_no_file_and_disk_cache_skips_big_ones(fixture_root, reads,
+def test_cifar10_second_call_reads_no_file_and_disk_cache_skips_big_ones(real_root, reads,
                                                                           fresh_cache):
+    fixture_root = real_root
     _settle()
     big = {f"data_batch_{b}" for b in range(1, 6)} | {"test_batch"}
     assert all((fixture_root / CIFAR / f).stat().st_size >= F.CACHE_MIN_BYTES for f in big)
     first = F.data_fingerprint("cifar10", None, fixture_root)
-    assert set(reads) == big | {"batches.meta", SYNTHETIC_MARKER} and len(reads) == 8
+    assert set(reads) == big | {"batches.meta"} and len(reads) == 7
     reads.clear()
     assert F.data_fingerprint("cifar10", None, fixture_root) == first and reads == []
     F.clear_memo()  # a new process: the disk cache answers for the big files
     assert F.data_fingerprint("cifar10", None, fixture_root) == first
-    assert set(reads) == {"batches.meta", SYNTHETIC_MARKER}
+    assert set(reads) == {"batches.meta"}
     cached = json.loads(fresh_cache.read_text())["files"]
     assert {Path(p).name for p in cached} == big
 
 
 def test_cifar10_changes_with_the_files_its_split_reads_only(tmp_path):
     root = tmp_path / "data"
-    folder = write_cifar10_fixture(root, n_train=50, n_test=20)
+    folder = _unmark(write_cifar10_fixture(root, n_train=50, n_test=20))
     _settle()
     before = {s: F.data_fingerprint("cifar10", s, root) for s in ("train", "test", None)}
 
@@ -200,6 +216,27 @@ def test_cifar10_changes_with_the_files_its_split_reads_only(tmp_path):
     assert F.data_fingerprint("cifar10", None, root) is None
 
 
+def test_a_synthetic_fixture_is_identified_by_its_writer_not_its_bytes(tmp_path, reads,
+                                                                      monkeypatch):
+    """Its bytes differ in the last bit between CPUs (numpy's SIMD cos/arctan2): a same-size
+    change keeps the digest; a size change, a missing file or another writer change it."""
+    folder = write_cifar10_fixture(tmp_path, n_train=10, n_test=10)
+    before = {s: F.data_fingerprint("cifar10", s, tmp_path) for s in ("train", "test")}
+    assert not {"data_batch_1", "test_batch"} & set(reads)  # sizes only: no batch is read
+    _flip_byte(folder / "data_batch_1", offset=5000)  # another CPU's pixel rounding
+    assert F.data_fingerprint("cifar10", "train", tmp_path) == before["train"]
+    (folder / "data_batch_1").write_bytes((folder / "data_batch_1").read_bytes() + b"x")
+    assert F.data_fingerprint("cifar10", "train", tmp_path) != before["train"]
+    assert F.data_fingerprint("cifar10", "test", tmp_path) == before["test"]
+    other = tmp_path / "fixtures_v2.py"
+    other.write_text(F.WRITER.read_text() + "# changed\n")
+    monkeypatch.setattr(F, "WRITER", other)
+    assert F.data_fingerprint("cifar10", "test", tmp_path) != before["test"]
+    monkeypatch.undo()
+    (folder / "test_batch").unlink()
+    assert F.data_fingerprint("cifar10", "test", tmp_path) is None
+
+
 def test_the_synthetic_marker_is_hashed(tmp_path):
     folder = write_cifar10_fixture(tmp_path, n_train=10, n_test=10)
     before = F.data_fingerprint("cifar10", "train", tmp_path)
@@ -208,7 +245,7 @@ def test_the_synthetic_marker_is_hashed(tmp_path):
 
 
 def test_racily_fresh_files_are_hashed_again(tmp_path, reads, monkeypatch):
-    write_cifar10_fixture(tmp_path, n_train=10, n_test=10)
+    _unmark(write_cifar10_fixture(tmp_path, n_train=10, n_test=10))
     monkeypatch.setattr(F, "RACY_SECONDS", 60.0)
     first = F.data_fingerprint("cifar10", "test", tmp_path)
     assert F.data_fingerprint("cifar10", "test", tmp_path) == first
@@ -218,7 +255,8 @@ def test_racily_fresh_files_are_hashed_again(tmp_path, reads, monkeypatch):
 # ----------------------------------------------------------------------------- cache file
 
 
-def test_a_corrupt_cache_file_is_ignored_and_rebuilt(fixture_root, fresh_cache, reads):
+def test_a_corrupt_cache_file_is_ignored_and_rebuilt(real_root, fresh_cache, reads):
+    fixture_root = real_root
     _settle()
     expected = F.data_fingerprint("cifar10", "test", fixture_root)
     for junk in (b"\x00garbage{", b'{"format": 1, "files": {"/x": [1]}}', b"[]",
@@ -231,8 +269,9 @@ def test_a_corrupt_cache_file_is_ignored_and_rebuilt(fixture_root, fresh_cache, 
         assert json.loads(fresh_cache.read_text())["format"] == F.CACHE_FORMAT
 
 
-def test_an_unwritable_cache_location_only_disables_the_disk_cache(fixture_root, tmp_path,
+def test_an_unwritable_cache_location_only_disables_the_disk_cache(real_root, tmp_path,
                                                                     monkeypatch, reads):
+    fixture_root = real_root
     (tmp_path / "a_file").write_text("")
     monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "a_file" / "sub"))  # cannot be created
     _settle()
@@ -246,7 +285,7 @@ def test_an_unwritable_cache_location_only_disables_the_disk_cache(fixture_root,
 
 
 def test_voc07_follows_listed_images_annotations_and_labels(tmp_path, reads):
-    folder = write_voc07_fixture(tmp_path, n_trainval=6, n_test=4, image_size=32)
+    folder = _unmark(write_voc07_fixture(tmp_path, n_trainval=6, n_test=4, image_size=32))
     _settle()
     before = {s: F.data_fingerprint("voc07", s, tmp_path) for s in ("trainval", "test")}
     assert before["trainval"] != before["test"]
