@@ -41,7 +41,8 @@ DIGEST_LENGTH = 16
 
 # Modules whose source cannot change a result; editing them keeps every record fresh.
 HARNESS = frozenset({
-    "repro.cli", "repro.curves", "repro.eval.command", "repro.feature_export", "repro.fingerprint",
+    "repro.cli", "repro.curves", "repro.eval.command", "repro.feature_export", "repro.figures",
+    "repro.fingerprint",
     "repro.freshness",
     "repro.introspect", "repro.jobs", "repro.launch", "repro.launch.cost", "repro.launch.data",
     "repro.launch.failures", "repro.launch.preflight", "repro.launch.resources",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 import functools
+import itertools
 import math
 import os
 import re
@@ -112,6 +113,8 @@ class Row:
     # A row of a table of datasets (one with registry columns): {name, split, eval} as written,
     # plus ``image_size`` read from ``eval``. None: the dataset is not in our registry.
     dataset: dict | None = None
+    # axis -> value of a row made by ``for`` (a point of a figure's sweep); {} otherwise
+    point: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +132,8 @@ class Table:
     command: str = ""
     # claims of the paper checked at each scale: {better, worse, columns, source}
     claims: list[dict] = field(default_factory=list)
+    # a figure spec's plot: {caption, panels: [{id, title, x, y, series, log_x}]}; None: a table
+    figure: dict | None = None
     # recipe id -> scale -> the bodies it is merged from, bottom first (``recipe_sources``)
     recipe_layers: dict = field(default_factory=dict, repr=False, compare=False)
     references: dict[str, str] = field(default_factory=dict)  # short name -> full citation
@@ -777,7 +782,13 @@ DATASET_ROW = Block({"name": OneOf("dataset", DATASET_INFO.keys), "split": Text(
                      "eval": Text(EVAL_REF)}, required=("name", "split"),
                     then=lambda ref, path: _split_of_dataset({"dataset": ref["name"],
                                                              "split": ref["split"]}, path))
+# ``for: {<axis>: [values] | {<id>: value}}`` makes one row per value (per combination),
+# ``{axis}`` filled in name and info with the value, in recipe and recipe_by_scale with its id
+# (the value itself in the list form); ``paper_at: {<value>: {<column>: printed}}`` gives the
+# paper's cells of single points (one-axis rows), over ``paper``. Used by figure specs.
 ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_ID, values=Text()),
+             "for": Mapping(AXIS_ID, values=lambda v, p: _sweep_values(v, p), nonempty=True),
+             "paper_at": Mapping(values=Mapping(values=CELL)),
              "origin": OneOf("row origin", ORIGINS.keys),
              "reason": Text(), "paper": Mapping(values=CELL), "info": Mapping(values=CELL),
              "evaluate": ListOf(Text(), distinct=True), "dataset": DATASET_ROW},
@@ -789,8 +800,19 @@ INCLUDABLE = {"recipes": Mapping(RECIPE_KEY), "recipe_defaults": Mapping(NAME_ID
               "file_defaults": Mapping(NAME_ID, values=Mapping()),
               "evals": Mapping(NAME_ID), "scales": Mapping(NAME_ID, nonempty=True),
               "notes": ListOf(Text())}
+# A figure of the paper (``experiments/<paper>/figN.yaml``): a table spec whose rows are the points
+# of its sweeps (``for`` rows), plus how to plot them: per panel, x = an axis of the rows' ``for``,
+# y = a result column, one line per series (a row-name pattern with the axis placeholders).
+# a series: a row-name pattern, or {rows: pattern, y: column} for a series on another column
+SERIES = AnyOf((Text(), Block({"rows": Text(), "y": Text(NAME_ID)}, required=("rows", "y"))))
+PANEL = Block({"id": Text(NAME_ID), "title": Text(), "x": Text(AXIS_ID), "y": Text(NAME_ID),
+               "series": Mapping(values=SERIES, nonempty=True), "log_x": Flag},
+              required=("id", "title", "x", "y", "series"))
+FIGURE = Block({"caption": Text(), "panels": ListOf(PANEL, nonempty=True, max_len=16)},
+               required=("caption", "panels"))
 SPEC_FILE = Block({
     "paper": OneOf("paper", lambda: PAPERS), "table": Text(TABLE_ID), "title": Text(),
+    "figure": FIGURE,
     "command": Text(), "columns": ListOf(Mapping(), nonempty=True),
     "rows": ListOf(Mapping(), nonempty=True), "claims": ListOf(Mapping()),
     "include": ListOf(Text(), nonempty=True, distinct=True, max_len=MAX_INCLUDES),
@@ -1404,13 +1426,59 @@ def _row_recipes(row: dict, at: FieldPath, recipes: dict, scales: dict) -> None:
                        f"has no entry for scale {scale!r}:")
 
 
+def _expand_for(raw: list) -> list[tuple[FieldPath, dict, dict]]:
+    """(where, row, point) per row, a ``for`` row expanded into one row per value."""
+    out = []
+    for i, row in enumerate(raw):
+        at = ("rows", i)
+        ROW(row, at)
+        if "for" not in row:
+            if "paper_at" in row:
+                raise _bad(at + ("paper_at",), row["paper_at"], "paper_at only with for",
+                           "not used here:")
+            out.append((at, row, {}))
+            continue
+        axes = row["for"]
+        for name in PLACEHOLDER.findall(row["name"]):
+            if name not in axes:
+                raise _bad(at + ("name",), row["name"], f"placeholders of the axes of for "
+                           f"({', '.join(axes)})", f"unknown axis {{{name}}} in")
+        if not all("{" + a + "}" in row["name"] for a in axes):
+            raise _bad(at + ("name",), row["name"], "a name naming every axis of for: "
+                       + ", ".join("{" + a + "}" for a in axes), "rows would share a name:")
+        named = {a: (list(v.items()) if isinstance(v, dict) else [(str(x), x) for x in v])
+                 for a, v in axes.items()}
+        values = [str(v) for _, v in next(iter(named.values()))] if len(axes) == 1 else []
+        for key in row.get("paper_at", {}):
+            if str(key) not in values:
+                raise _bad(at + ("paper_at", key), key, "a value of the (single) axis of for: "
+                           + ", ".join(values), "not a point of this row:")
+        for combo in itertools.product(*named.values()):
+            point = {a: v for a, (_, v) in zip(axes, combo)}
+            fill = {a: str(v) for a, v in point.items()}
+            ids = {a: name for a, (name, _) in zip(axes, combo)}
+            one = {k: v for k, v in row.items() if k not in ("for", "paper_at")}
+            one["name"] = _fill(row["name"], fill)
+            if "recipe" in row:
+                one["recipe"] = _fill(row["recipe"], ids)
+            if "recipe_by_scale" in row:
+                one["recipe_by_scale"] = {k: _fill(v, ids)
+                                          for k, v in row["recipe_by_scale"].items()}
+            if "info" in row:
+                one["info"] = {k: _fill(v, fill) if isinstance(v, str) else v
+                               for k, v in row["info"].items()}
+            if len(axes) == 1:
+                extra = {str(k): v for k, v in row.get("paper_at", {}).items()}
+                one["paper"] = {**row["paper"], **extra.get(fill[next(iter(axes))], {})}
+            out.append((at, one, point))
+    return out
+
+
 def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list[Row]:
     rows: list[Row] = []
     eval_ids = [c.id for c in columns if c.eval]
     datasets = any(c.registry for c in columns)
-    for i, row in enumerate(raw):
-        at = ("rows", i)
-        ROW(row, at)
+    for at, row, point in _expand_for(raw):
         if datasets:
             _dataset_row(row, at, columns)
         else:
@@ -1432,7 +1500,8 @@ def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list
                         evaluate=list(evaluate) if trained else [],
                         origin=row.get("origin"), reason=row.get("reason", ""),
                         recipe_by_scale=dict(row.get("recipe_by_scale", {})),
-                        dataset=dict(row["dataset"]) if "dataset" in row else None))
+                        dataset=dict(row["dataset"]) if "dataset" in row else None,
+                        point=point))
     return rows
 
 
@@ -1536,6 +1605,7 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
                   evals=evals, scales=scales, notes=list(raw.get("notes", [])),
                   command=raw.get("command", ""),
                   claims=_claims(raw.get("claims", []), rows, columns),
+                  figure=_figure(raw.get("figure"), rows, columns),
                   recipe_layers=layers, references=dict(raw.get("references", {})))
     _check_encoders(table)
     if any(c.registry for c in columns):
@@ -1545,6 +1615,42 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
                            "none in a table of datasets (registry columns)", "not used:")
         _dataset_sizes(table)
     return table
+
+
+def series_points(pattern: str, x: str, rows: list[Row]) -> list[Row]:
+    """The rows of one series: rows of a sweep over ``x`` whose name is ``pattern`` with the
+    row's own axis values filled in."""
+    out = []
+    for row in rows:
+        if x not in row.point or not set(PLACEHOLDER.findall(pattern)) <= set(row.point):
+            continue
+        if _fill(pattern, {a: str(v) for a, v in row.point.items()}) == row.name:
+            out.append(row)
+    return out
+
+
+def _figure(raw: dict | None, rows: list[Row], columns: list[Column]) -> dict | None:
+    if raw is None:
+        return None
+    results = [c.id for c in columns if c.eval]
+    ids = set()
+    for i, panel in enumerate(raw["panels"]):
+        at = ("figure", "panels", i)
+        if panel["id"] in ids:
+            raise _bad(at + ("id",), panel["id"], "distinct panel ids", "used twice:")
+        ids.add(panel["id"])
+        OneOf("result column", lambda: results)(panel["y"], at + ("y",))
+        for label, series in panel["series"].items():
+            pattern = series if isinstance(series, str) else series["rows"]
+            if not isinstance(series, str):
+                OneOf("result column", lambda: results)(series["y"],
+                                                       at + ("series", label, "y"))
+            if not series_points(pattern, panel["x"], rows):
+                axes = sorted({a for r in rows for a in r.point})
+                raise _bad(at + ("series", label), pattern, f"a row-name pattern matching rows "
+                           f"swept over {panel['x']!r} (axes of for rows: "
+                           f"{', '.join(axes) or 'none'})", "matches no row:")
+    return raw
 
 
 CLAIM = Block({"better": Text(), "worse": Text(), "columns": ListOf(Text(), nonempty=True,

@@ -269,9 +269,14 @@ def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
 
 
 def write(table: Table, scale: str, out: Path | None = None, **kw) -> Path:
+    """The markdown table (and, for a figure spec, its PNG beside it: ``repro.figures``)."""
     out = Path(out or table.result_path_at(scale))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(table, scale, **kw))
+    if table.figure:
+        from repro import figures
+
+        figures.plot(table, scale, out.with_suffix(".png"), root=kw.get("root"))
     return out
 
 

@@ -1,0 +1,110 @@
+"""A figure spec's plot (no torch; matplotlib, Agg): ``results/<paper>/figN[.<scale>].png``.
+
+A figure spec is a table spec (``repro.spec``) whose rows are the points of the paper's sweeps
+(``for`` rows) plus a ``figure`` block. Its markdown table is rendered like any table's
+(``repro.tables.render``: every point with the paper's value where the text gives one, ours
+as mean ± std over seeds); the PNG draws, per panel, x = the swept value, y = the panel's
+result column, one line per series: our mean with a ±std error bar, and the paper's values
+(where given) as hollow markers of the same colour. Pending points are left out and counted
+in the panel's title. Cells from synthetic data make the figure's title say so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from repro import tables
+from repro.spec import Table, paper_number, series_points
+
+
+def _x(value) -> float | str:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str, list]:
+    """series label -> [(x, mean | None, std | None, paper | None)] in the rows' order."""
+    out = {}
+    for label, series in panel["series"].items():
+        pattern = series if isinstance(series, str) else series["rows"]
+        y = panel["y"] if isinstance(series, str) else series["y"]
+        col = next(c for c in table.columns if c.id == y)
+        pts = []
+        for row in series_points(pattern, panel["x"], table.rows):
+            if not table.row_at(row, scale):
+                continue
+            xs = [v for v, _ in cells.get((row.name, col.id), []) if v is not None]
+            mean = statistics.fmean(xs) if xs else None
+            std = statistics.stdev(xs) if len(xs) > 1 else (0.0 if xs else None)
+            pts.append((_x(row.point[panel["x"]]), mean, std,
+                        paper_number(row.paper.get(col.id, ""))))
+        out[label] = pts
+    return out
+
+
+def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not table.figure:
+        raise ValueError(f"{table.path}: not a figure spec (no figure block)")
+    jobs, records, _ = tables.stored_jobs(table, scale, None, root)
+    cells = tables.cell_values(table, jobs, records)
+    synthetic = any(r.get("synthetic") for r in records.values())
+    panels = table.figure["panels"]
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        col = next(c for c in table.columns if c.id == panel["y"])
+        pending = 0
+        for i, (label, pts) in enumerate(panel_points(table, scale, panel, cells).items()):
+            color = f"C{i % 10}"
+            categorical = any(isinstance(p[0], str) for p in pts)
+            xs = [str(p[0]) if categorical else p[0] for p in pts]
+            done = [(x, p) for x, p in zip(xs, pts) if p[1] is not None]
+            pending += len(pts) - len(done)
+            if done:
+                ax.errorbar([x for x, _ in done], [p[1] for _, p in done],
+                            yerr=[p[2] for _, p in done], color=color, marker="o",
+                            capsize=3, label=f"{label} (ours)")
+            given = [(x, p[3]) for x, p in zip(xs, pts) if p[3] is not None]
+            if given:
+                ax.plot([x for x, _ in given], [v for _, v in given], linestyle="none",
+                        marker="s", markerfacecolor="none", color=color,
+                        label=f"{label} (paper)")
+        if panel.get("log_x"):
+            ax.set_xscale("symlog", linthresh=1e-4)
+        ax.set_xlabel(panel["x"])
+        ax.set_ylabel(col.label)
+        ax.set_title(panel["title"] + (f"  [{pending} pending]" if pending else ""),
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    head = f"{table.paper.upper()} {table.table} at scale {scale}"
+    if synthetic:
+        head += " — SYNTHETIC DATA, NOT A REPRODUCTION"
+    fig.suptitle(f"{head}\n{table.figure['caption']}", fontsize=10)
+    fig.tight_layout()
+    out = Path(out or table.result_path_at(scale).with_suffix(".png"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=90, metadata={"Software": None})
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
