@@ -35,6 +35,10 @@ venv: $(STAMP)
 table%: venv
 	$(REPRO) launch experiments/$(PAPER)/table$*.yaml --scale $(SCALE) --executor $(EXECUTOR) $(ARGS)
 
+# make fig7 [PAPER=propos] [SCALE=...] [EXECUTOR=...]: a figure spec, like a table
+fig%: venv
+	$(REPRO) launch experiments/$(PAPER)/fig$*.yaml --scale $(SCALE) --executor $(EXECUTOR) $(ARGS)
+
 # make status TABLE=3 [PAPER=pcl] [SCALE=paper]: per cell stored/running/pending/failed
 TABLE ?= 3
 status: venv
