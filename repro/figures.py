@@ -15,6 +15,7 @@ import math
 import os
 import statistics
 import tempfile
+import textwrap
 from pathlib import Path
 
 from repro import tables
@@ -62,7 +63,8 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     panels = table.figure["panels"]
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
+    width = max(4.6 * ncols, 7.5)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.6 * nrows + 0.8), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
         col = next(c for c in table.columns if c.id == panel["y"])
         pending = 0
@@ -94,7 +96,8 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     head = f"{table.paper.upper()} {table.table} at scale {scale}"
     if synthetic:
         head += " — SYNTHETIC DATA, NOT A REPRODUCTION"
-    fig.suptitle(f"{head}\n{table.figure['caption']}", fontsize=10)
+    chars = int(width * 14)  # about what fits in the figure's width at this font size
+    fig.suptitle("\n".join([head] + textwrap.wrap(table.figure["caption"], chars)), fontsize=9)
     fig.tight_layout()
     out = Path(out or table.result_path_at(scale).with_suffix(".png"))
     out.parent.mkdir(parents=True, exist_ok=True)
