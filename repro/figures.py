@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from repro import tables
-from repro.spec import Table, paper_number, series_points
+from repro.spec import Table, paper_number, point_column, series_points
 
 
 def _x(value) -> float | str:
@@ -35,11 +35,11 @@ def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str
     for label, series in panel["series"].items():
         pattern = series if isinstance(series, str) else series["rows"]
         y = panel["y"] if isinstance(series, str) else series["y"]
-        col = next(c for c in table.columns if c.id == y)
         pts = []
         for row in series_points(pattern, panel["x"], table.rows):
             if not table.row_at(row, scale):
                 continue
+            col = next(c for c in table.columns if c.id == point_column(y, row))
             xs = [v for v, _ in cells.get((row.name, col.id), []) if v is not None]
             mean = statistics.fmean(xs) if xs else None
             std = statistics.stdev(xs) if len(xs) > 1 else (0.0 if xs else None)
@@ -66,7 +66,6 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     width = max(4.6 * ncols, 7.5)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.6 * nrows + 0.8), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
-        col = next(c for c in table.columns if c.id == panel["y"])
         pending = 0
         for i, (label, pts) in enumerate(panel_points(table, scale, panel, cells).items()):
             color = f"C{i % 10}"
@@ -86,7 +85,8 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
         if panel.get("log_x"):
             ax.set_xscale("symlog", linthresh=1e-4)
         ax.set_xlabel(panel["x"])
-        ax.set_ylabel(col.label)
+        ax.set_ylabel(panel.get("ylabel") or next(
+            (c.label for c in table.columns if c.id == panel["y"]), panel["y"]))
         ax.set_title(panel["title"] + (f"  [{pending} pending]" if pending else ""),
                      fontsize=9)
         ax.grid(alpha=0.3)

@@ -115,6 +115,7 @@ class Row:
     dataset: dict | None = None
     # axis -> value of a row made by ``for`` (a point of a figure's sweep); {} otherwise
     point: dict = field(default_factory=dict)
+    point_ids: dict = field(default_factory=dict)  # axis -> the value's id (recipe, evaluate)
 
 
 @dataclass
@@ -783,7 +784,8 @@ DATASET_ROW = Block({"name": OneOf("dataset", DATASET_INFO.keys), "split": Text(
                     then=lambda ref, path: _split_of_dataset({"dataset": ref["name"],
                                                              "split": ref["split"]}, path))
 # ``for: {<axis>: [values] | {<id>: value}}`` makes one row per value (per combination),
-# ``{axis}`` filled in name and info with the value, in recipe and recipe_by_scale with its id
+# ``{axis}`` filled in name and info with the value, in recipe, recipe_by_scale and evaluate
+# with its id
 # (the value itself in the list form); ``paper_at: {<value>: {<column>: printed}}`` gives the
 # paper's cells of single points (one-axis rows), over ``paper``. Used by figure specs.
 ROW = Block({"name": Text(), "recipe": Text(), "recipe_by_scale": Mapping(NAME_ID, values=Text()),
@@ -804,9 +806,11 @@ INCLUDABLE = {"recipes": Mapping(RECIPE_KEY), "recipe_defaults": Mapping(NAME_ID
 # of its sweeps (``for`` rows), plus how to plot them: per panel, x = an axis of the rows' ``for``,
 # y = a result column, one line per series (a row-name pattern with the axis placeholders).
 # a series: a row-name pattern, or {rows: pattern, y: column} for a series on another column
-SERIES = AnyOf((Text(), Block({"rows": Text(), "y": Text(NAME_ID)}, required=("rows", "y"))))
-PANEL = Block({"id": Text(NAME_ID), "title": Text(), "x": Text(AXIS_ID), "y": Text(NAME_ID),
-               "series": Mapping(values=SERIES, nonempty=True), "log_x": Flag},
+# (y: a result column, or a pattern of one with the rows' axes, e.g. nmi_k{K}: per point)
+SERIES = AnyOf((Text(), Block({"rows": Text(), "y": Text()}, required=("rows", "y"))))
+PANEL = Block({"id": Text(NAME_ID), "title": Text(), "x": Text(AXIS_ID), "y": Text(),
+               "series": Mapping(values=SERIES, nonempty=True), "log_x": Flag,
+               "ylabel": Text()},
               required=("id", "title", "x", "y", "series"))
 FIGURE = Block({"caption": Text(), "panels": ListOf(PANEL, nonempty=True, max_len=16)},
                required=("caption", "panels"))
@@ -1436,7 +1440,7 @@ def _expand_for(raw: list) -> list[tuple[FieldPath, dict, dict]]:
             if "paper_at" in row:
                 raise _bad(at + ("paper_at",), row["paper_at"], "paper_at only with for",
                            "not used here:")
-            out.append((at, row, {}))
+            out.append((at, row, ({}, {})))
             continue
         axes = row["for"]
         for name in PLACEHOLDER.findall(row["name"]):
@@ -1464,13 +1468,15 @@ def _expand_for(raw: list) -> list[tuple[FieldPath, dict, dict]]:
             if "recipe_by_scale" in row:
                 one["recipe_by_scale"] = {k: _fill(v, ids)
                                           for k, v in row["recipe_by_scale"].items()}
+            if "evaluate" in row:  # e.g. the column of the point's own k
+                one["evaluate"] = [_fill(c, ids) for c in row["evaluate"]]
             if "info" in row:
                 one["info"] = {k: _fill(v, fill) if isinstance(v, str) else v
                                for k, v in row["info"].items()}
             if len(axes) == 1:
                 extra = {str(k): v for k, v in row.get("paper_at", {}).items()}
                 one["paper"] = {**row["paper"], **extra.get(fill[next(iter(axes))], {})}
-            out.append((at, one, point))
+            out.append((at, one, (point, ids)))
     return out
 
 
@@ -1478,7 +1484,7 @@ def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list
     rows: list[Row] = []
     eval_ids = [c.id for c in columns if c.eval]
     datasets = any(c.registry for c in columns)
-    for at, row, point in _expand_for(raw):
+    for at, row, (point, point_ids) in _expand_for(raw):
         if datasets:
             _dataset_row(row, at, columns)
         else:
@@ -1501,7 +1507,7 @@ def _rows(raw: list, columns: list[Column], recipes: dict, scales: dict) -> list
                         origin=row.get("origin"), reason=row.get("reason", ""),
                         recipe_by_scale=dict(row.get("recipe_by_scale", {})),
                         dataset=dict(row["dataset"]) if "dataset" in row else None,
-                        point=point))
+                        point=point, point_ids=point_ids))
     return rows
 
 
@@ -1617,6 +1623,11 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
     return table
 
 
+def point_column(y: str, row: Row) -> str:
+    """The result column a panel's ``y`` names for one point (placeholders: the row's axes)."""
+    return _fill(y, row.point_ids) if PLACEHOLDER.search(y) else y
+
+
 def series_points(pattern: str, x: str, rows: list[Row]) -> list[Row]:
     """The rows of one series: rows of a sweep over ``x`` whose name is ``pattern`` with the
     row's own axis values filled in."""
@@ -1639,12 +1650,12 @@ def _figure(raw: dict | None, rows: list[Row], columns: list[Column]) -> dict | 
         if panel["id"] in ids:
             raise _bad(at + ("id",), panel["id"], "distinct panel ids", "used twice:")
         ids.add(panel["id"])
-        OneOf("result column", lambda: results)(panel["y"], at + ("y",))
         for label, series in panel["series"].items():
             pattern = series if isinstance(series, str) else series["rows"]
-            if not isinstance(series, str):
-                OneOf("result column", lambda: results)(series["y"],
-                                                       at + ("series", label, "y"))
+            y, where = ((panel["y"], at + ("y",)) if isinstance(series, str)
+                        else (series["y"], at + ("series", label, "y")))
+            for row in series_points(pattern, panel["x"], rows):
+                OneOf("result column", lambda: results)(point_column(y, row), where)
             if not series_points(pattern, panel["x"], rows):
                 axes = sorted({a for r in rows for a in r.point})
                 raise _bad(at + ("series", label), pattern, f"a row-name pattern matching rows "

@@ -79,3 +79,20 @@ def test_a_figure_renders_its_table_and_png_from_stored_records(isolated):
     png = md.with_suffix(".png")
     assert md.read_text().count("| MoCo lr=") == 2 and png.stat().st_size > 5000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_point_can_name_its_own_column(tmp_path):
+    """ProPos Fig. 6: each K is evaluated on its own column (k-means with k = K)."""
+    raw = _figure_spec(copy.deepcopy(BASE))
+    raw["columns"] = [{"id": f"probe_{i}", "label": f"probe {i}", "eval": "probe",
+                       "metric": "top1"} for i in ("lo", "hi")]
+    raw["rows"][0].update(evaluate=["probe_{lr}"], paper={})
+    raw["rows"][0].pop("paper_at")
+    raw["rows"][1]["paper"] = {"probe_lo": "50.0"}
+    raw["figure"]["panels"][0]["y"] = "probe_{lr}"
+    table = load_table(_write(tmp_path, raw))
+    assert [(r.recipe, r.evaluate) for r in table.rows if r.point] == [
+        ("moco_lrlo", ["probe_lo"]), ("moco_lrhi", ["probe_hi"])]
+    raw["figure"]["panels"][0]["y"] = "nope_{lr}"
+    with pytest.raises(SpecError, match=r"figure\.panels\[0\]\.y: .*'nope_lo'"):
+        load_table(_write(tmp_path, raw))
