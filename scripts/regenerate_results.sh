@@ -4,7 +4,7 @@
 #   bash scripts/regenerate_results.sh run [COMMIT]   # compute (about 80 min on 2 cores)
 #   REUSE=1 bash scripts/regenerate_results.sh run    # start from the committed records:
 #                                                     # only stale or missing ones recompute
-#   bash scripts/regenerate_results.sh install DIR    # copy DIR's records into results/store
+#   bash scripts/regenerate_results.sh install DIR    # merge DIR's new records into results/store
 #                                                     # and re-render every results/ table
 #   SCALE=real SPECS="experiments/propos/table2.yaml ..." SEEDS="0 1 2" REUSE=1 \
 #     bash scripts/regenerate_results.sh run            # another scale, some specs or seeds
@@ -53,14 +53,31 @@ install)
   dir=${2:?usage: regenerate_results.sh install DIR}
   test -d "$dir/store" || { echo "no records in $dir/store" >&2; exit 2; }
   cd "$repo"
-  rm -rf results/store
-  cp -r "$dir/store" results/store
+  # merge, never replace: a record of DIR comes in when results/store lacks its key or holds an
+  # older computation of it (provenance.time); every other committed record stays as it is
+  "$py" - "$dir/store" results/store <<'PY'
+import json, shutil, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+took = 0
+for path in sorted(src.glob("*/*.json")):
+    target = dst / path.parent.name / path.name
+    def when(p):
+        return json.loads(p.read_text()).get("provenance", {}).get("time", "")
+    if not target.exists() or when(path) > when(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        took += 1
+print(f"took {took} record(s) from {src}")
+PY
   export REPRO_STORE="$repo/results/store" REPRO_DATA="$dir/data" REPRO_CACHE="$dir/cache"
-  for spec in experiments/*/*.yaml; do
-    "$py" -m repro.cli table "$spec" --scale smoke
-  done
-  for spec in ${SPECS:-}; do  # the other scale's tables (SCALE, SPECS as for run)
-    "$py" -m repro.cli table "$spec" --scale "${SCALE:?SCALE with SPECS}"
+  if [[ -z ${SCALE:-} || ${SCALE:-} == smoke ]]; then  # DIR/data holds the fixtures run wrote
+    for spec in experiments/*/*.yaml; do
+      "$py" -m repro.cli table "$spec" --scale smoke
+    done
+  fi
+  for spec in ${SPECS:-}; do  # another scale's tables (SCALE, SPECS as for run); the smoke
+    "$py" -m repro.cli table "$spec" --scale "${SCALE:?SCALE with SPECS}"  # ones stay as they are
   done
   git -C "$repo" worktree remove --force "$dir/src" 2>/dev/null || true
   echo "installed $(find results/store -name '*.json' | wc -l) records; commit results/"
