@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import tempfile
 import textwrap
 from pathlib import Path
@@ -40,9 +39,7 @@ def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str
             if not table.row_at(row, scale):
                 continue
             col = next(c for c in table.columns if c.id == point_column(y, row))
-            xs = [v for v, _ in cells.get((row.name, col.id), []) if v is not None]
-            mean = statistics.fmean(xs) if xs else None
-            std = statistics.stdev(xs) if len(xs) > 1 else (0.0 if xs else None)
+            mean, std, _ = tables._summary(cells, row.name, col.id) or (None, None, 0)
             pts.append((_x(row.point[panel["x"]]), mean, std,
                         paper_number(row.paper.get(col.id, ""))))
         out[label] = pts
