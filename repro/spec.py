@@ -133,6 +133,9 @@ class Table:
     command: str = ""
     # claims of the paper checked at each scale: {better, worse, columns, source}
     claims: list[dict] = field(default_factory=list)
+    # reference rows every trained method of the paper must beat where it learns anything:
+    # {row, columns} (checked by the renderer on real data, like the claims)
+    baselines: list[dict] = field(default_factory=list)
     # a figure spec's plot: {caption, panels: [{id, title, x, y, series, log_x}]}; None: a table
     figure: dict | None = None
     # recipe id -> scale -> the bodies it is merged from, bottom first (``recipe_sources``)
@@ -819,6 +822,7 @@ SPEC_FILE = Block({
     "figure": FIGURE,
     "command": Text(), "columns": ListOf(Mapping(), nonempty=True),
     "rows": ListOf(Mapping(), nonempty=True), "claims": ListOf(Mapping()),
+    "baselines": ListOf(Mapping()),
     "include": ListOf(Text(), nonempty=True, distinct=True, max_len=MAX_INCLUDES),
     **INCLUDABLE,
 })
@@ -1611,11 +1615,12 @@ def _table(path: Path, raw: dict, local: _Local | None = None) -> Table:
                   evals=evals, scales=scales, notes=list(raw.get("notes", [])),
                   command=raw.get("command", ""),
                   claims=_claims(raw.get("claims", []), rows, columns),
+                  baselines=_baselines(raw.get("baselines", []), rows, columns),
                   figure=_figure(raw.get("figure"), rows, columns),
                   recipe_layers=layers, references=dict(raw.get("references", {})))
     _check_encoders(table)
     if any(c.registry for c in columns):
-        for key in ("evals", "claims"):
+        for key in ("evals", "claims", "baselines"):
             if raw.get(key):
                 raise _bad((key,), sorted(raw[key]) if key == "evals" else raw[key],
                            "none in a table of datasets (registry columns)", "not used:")
@@ -1684,6 +1689,27 @@ def _claims(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
         for j, col in enumerate(claim["columns"]):
             OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
         out.append(dict(claim))
+    return out
+
+
+BASELINE = Block({"row": Text(), "columns": ListOf(Text(), nonempty=True, distinct=True)},
+                 required=("row", "columns"))
+
+
+def _baselines(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
+    """Reference rows (an untrained network, raw pixels, ...) that every method row must beat on
+    ``columns`` if it learns anything: checked by the table renderer against each trained row
+    with a paper value (the paper's own methods), as the claims are."""
+    trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
+    eval_ids = [c.id for c in columns if c.eval]
+    out = []
+    for i, base in enumerate(raw):
+        at = ("baselines", i)
+        BASELINE(base, at)
+        OneOf("trained row", lambda: trained)(base["row"], at + ("row",))
+        for j, col in enumerate(base["columns"]):
+            OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
+        out.append(dict(base))
     return out
 
 

@@ -216,6 +216,9 @@ def render(table: Table, scale: str, *, root=None, sources: dict[str, str] | Non
     claims = [] if synthetic_any else claim_lines(table, scale, cells)
     if claims:
         parts += ["", "**The paper's claims at this scale** (mean ± std over seeds):", *claims]
+    learns = [] if synthetic_any else baseline_lines(table, scale, cells)
+    if learns:
+        parts += ["", *learns]
     not_rerun = _not_rerun_lines(table, scale)
     if not_rerun:
         parts += [""] + not_rerun
@@ -239,11 +242,22 @@ def _summary(cells: dict, row: str, col: str) -> tuple[float, float, int] | None
     return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs)
 
 
+def _verdict(a: tuple, b: tuple) -> tuple[str, int]:
+    """Whether a > b for two ``_summary`` results: "holds" when the means differ by more than the
+    larger std, "holds within the spread" / "does not hold within the spread" when they differ
+    by less, "does not hold"; with one seed of either, "holds on one seed" / "does not hold on
+    one seed". Also the number of seeds both have."""
+    spread, n = max(a[1], b[1]), min(a[2], b[2])
+    if n < 2:  # no spread to judge against
+        return ("holds" if a[0] > b[0] else "does not hold") + " on one seed", n
+    if a[0] > b[0]:
+        return ("holds" if a[0] - b[0] > spread else "holds within the spread"), n
+    return ("does not hold" if b[0] - a[0] > spread else "does not hold within the spread"), n
+
+
 def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
     """One line per claim and column: whether ``better`` > ``worse`` in our numbers at
-    ``scale``: "holds" when the means differ by more than the larger std, "holds within the
-    spread" / "does not hold within the spread" when they differ by less, "does not hold";
-    with one seed of either row, "holds on one seed" / "does not hold on one seed"."""
+    ``scale`` (``_verdict``)."""
     out = []
     labels = {c.id: c.label for c in table.columns}
     digits = {c.id: c.digits for c in table.columns}
@@ -253,19 +267,56 @@ def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
             b = _summary(cells, claim["worse"], col)
             if a is None or b is None:
                 continue
-            spread, n = max(a[1], b[1]), min(a[2], b[2])
-            if n < 2:  # no spread to judge against
-                verdict = ("holds" if a[0] > b[0] else "does not hold") + " on one seed"
-            elif a[0] > b[0]:
-                verdict = "holds" if a[0] - b[0] > spread else "holds within the spread"
-            else:
-                verdict = ("does not hold" if b[0] - a[0] > spread
-                           else "does not hold within the spread")
+            verdict, n = _verdict(a, b)
             d = digits[col]
             out.append(f"- {claim['better']} > {claim['worse']} in {labels[col]} "
                        f"({claim['source']}): **{verdict}** — {_fmt(a[0], d)} ± {_fmt(a[1], d)} "
                        f"vs {_fmt(b[0], d)} ± {_fmt(b[1], d)} ({n} seed{'s' if n > 1 else ''})")
     return out
+
+
+def baseline_lines(table: Table, scale: str, cells: dict) -> list[str]:
+    """Whether every method learns: one line per trained row with a paper value (the paper's
+    methods, not the reference rows), its verdict (``_verdict``) against each of the spec's
+    ``baselines`` on their columns; first a count of the checks that hold beyond the spread."""
+    if not table.baselines:
+        return []
+    labels = {c.id: c.label for c in table.columns}
+    digits = {c.id: c.digits for c in table.columns}
+    references = {b["row"] for b in table.baselines}
+    out, verdicts, seeds = [], [], set()
+    for row in table.rows:
+        if (row.name in references or table.row_recipe(row, scale) is None
+                or not table.row_at(row, scale) or not any(row.paper.values())):
+            continue
+        groups = []
+        for base in table.baselines:
+            parts = []
+            for col in base["columns"]:
+                a, b = _summary(cells, row.name, col), _summary(cells, base["row"], col)
+                if a is None or b is None:
+                    continue
+                verdict, n = _verdict(a, b)
+                verdicts.append(verdict)
+                seeds.add(n)
+                d = digits[col]
+                parts.append(f"{labels[col]} **{verdict}** ({_fmt(a[0], d)} ± {_fmt(a[1], d)} vs "
+                             f"{_fmt(b[0], d)} ± {_fmt(b[1], d)})")
+            if parts:
+                groups.append(f"> {base['row']}: " + ", ".join(parts))
+        if groups:
+            out.append(f"- {row.name}: " + "; ".join(groups))
+    if not out:
+        return []
+    n = min(seeds)
+    if n < 2:
+        count = (f"{sum(v.startswith('holds') for v in verdicts)} of {len(verdicts)} checks "
+                 f"hold on one seed (no spread yet)")
+    else:
+        count = (f"{verdicts.count('holds')} of {len(verdicts)} checks hold beyond the spread "
+                 f"({n}+ seeds)")
+    return [f"**Does every method learn?** Each of the paper's methods against the reference "
+            f"rows (mean ± std over seeds): {count}.", *out]
 
 
 def write(table: Table, scale: str, out: Path | None = None, **kw) -> Path:

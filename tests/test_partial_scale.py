@@ -83,6 +83,12 @@ def test_rows_and_columns_of_a_partial_scale(tmp_path):
      "claims[0].columns[0]: unknown result column 'arch'"),
     (lambda r: r["rows"][-1].update(origin="quoted"),
      "rows[3].origin: not used with recipe"),
+    (lambda r: r.update(baselines=[{"row": "Quoted baseline", "columns": ["probe"]}]),
+     "baselines[0].row: unknown trained row 'Quoted baseline'"),
+    (lambda r: r.update(baselines=[{"row": "Raw pixels (reference)", "columns": ["arch"]}]),
+     "baselines[0].columns[0]: unknown result column 'arch'"),
+    (lambda r: r.update(baselines=[{"row": "Raw pixels (reference)"}]),
+     "baselines[0].columns: required key is missing"),
 ])
 def test_malformed_partial_specs_are_refused(tmp_path, edit, message):
     raw = _spec()
@@ -137,3 +143,26 @@ def test_claim_verdicts_follow_the_means_and_the_spread(tmp_path):
     assert "**does not hold within the spread**" in lines([0.6, 0.7], [0.6, 0.8])[0]
     assert "**does not hold on one seed**" in lines([0.5], [0.9, 0.91])[0]
     assert tables.claim_lines(table, "real", {}) == []  # nothing computed: nothing claimed
+
+
+def test_every_method_is_checked_against_the_baselines(tmp_path):
+    raw = _spec()
+    raw["baselines"] = [{"row": "Raw pixels (reference)", "columns": ["probe"]}]
+    table = load_table(_write(tmp_path, raw))
+    rec = {}
+
+    def lines(moco, pixels):
+        cells = {("MoCo", "probe"): [(v, rec) for v in moco],
+                 ("Raw pixels (reference)", "probe"): [(v, rec) for v in pixels]}
+        return tables.baseline_lines(table, "real", cells)
+
+    out = lines([0.9, 0.91], [0.5, 0.52])
+    assert out[0].endswith("1 of 1 checks hold beyond the spread (2+ seeds).")
+    # only the paper's methods are judged: not PCL (no recipe at real), not the reference itself
+    assert out[1:] == ["- MoCo: > Raw pixels (reference): Digits probe **holds** "
+                       "(0.9 ± 0.0 vs 0.5 ± 0.0)"]
+    out = lines([0.5, 0.6], [0.9, 0.91])
+    assert out[0].endswith("0 of 1 checks hold beyond the spread (2+ seeds).")
+    assert "**does not hold**" in out[1]
+    assert "hold on one seed (no spread yet)" in lines([0.9], [0.5])[0]
+    assert tables.baseline_lines(table, "real", {}) == []
