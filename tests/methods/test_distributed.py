@@ -115,8 +115,23 @@ def _propos_psl(rank):
     return out
 
 
+def _sinkhorn(rank):
+    from repro.losses.swav import sinkhorn_knopp
+
+    scores = _sinkhorn_scores()
+    mine = slice(6 * rank, 6 * rank + 6)
+    return {"codes": sinkhorn_knopp(scores[mine], eps=0.05, n_iters=3)}
+
+
+def _sinkhorn_scores():
+    g = torch.Generator().manual_seed(4)
+    scores = torch.rand(12, 5, generator=g) * 2 - 1  # cosines in [-1, 1]
+    scores[6:] *= 0.5  # rank 1's top score is well below rank 0's
+    return scores
+
+
 CHECKS = {"shuffle": _shuffle_round_trip, "gathers": _gathers, "nt_xent": _nt_xent,
-          "extractor": _extractor, "propos_psl": _propos_psl}
+          "extractor": _extractor, "propos_psl": _propos_psl, "sinkhorn": _sinkhorn}
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +230,26 @@ def test_propos_psl_gradient_and_mask_per_rank_follow_the_authors(results):
     masked = [r["masked"]["present"].tolist() for r in results["propos_psl"]]
     assert masked == [[True, True, True, False], [False, True, False, True]]
 
+
+def _official_sinkhorn(scores, eps, iters):
+    """facebookresearch/swav main_swav.py distributed_sinkhorn (5e073db) on one process holding
+    the whole batch, in float64 and without any max subtraction, as written there."""
+    q = torch.exp(scores.double() / eps).t()  # K x B
+    k, b = q.shape
+    q /= q.sum()
+    for _ in range(iters):
+        q /= q.sum(dim=1, keepdim=True)
+        q /= k
+        q /= q.sum(dim=0, keepdim=True)
+        q /= b
+    return (q * b).t()
+
+
+def test_sinkhorn_over_ranks_equals_one_sinkhorn_over_the_whole_batch(results):
+    from repro.losses.swav import sinkhorn_knopp
+
+    scores = _sinkhorn_scores()
+    codes = torch.cat([r["codes"] for r in results["sinkhorn"]])  # 12 x 5, ranks in order
+    official = _official_sinkhorn(scores, 0.05, 3).float()
+    assert torch.allclose(codes, official, atol=1e-5)
+    assert torch.allclose(codes, sinkhorn_knopp(scores, eps=0.05, n_iters=3), atol=1e-5)
