@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from repro.eval.liblinear_svm import decision_values, fit_grid, svm_normalize
+from repro.eval.liblinear_svm import decision_values, fit_grid, solver_record, svm_normalize
 from repro.eval.svm import (
     PLACES205_COSTS,
     VOC07_COSTS,
@@ -74,7 +74,7 @@ def low_shot_draws(members: list[np.ndarray], shots: Sequence[int], num_costs: i
 
 
 def _low_shot(train: Features, test: Features, *, seed, shots, num_samples, costs,
-              cost_policy, tol, max_iter, n_jobs, members: list[np.ndarray],
+              cost_policy, tol, n_jobs, members: list[np.ndarray],
               labels: np.ndarray, score_of: Callable, metric: str) -> dict:
     if cost_policy != "test":
         raise ValueError(f"low-shot SVM: cost_policy={cost_policy!r}; allowed: 'test' "
@@ -105,8 +105,7 @@ def _low_shot(train: Features, test: Features, *, seed, shots, num_samples, cost
                               for j, cost in enumerate(costs)}
                     for ki, k in enumerate(shots)},
         "per_cost_per_draw": per_cost,
-        "solver": {"liblinear": "-s 1", "tol": tol, "max_iter": max_iter,
-                   "class_weight": {"+1": 2.0, "-1": 1.0}, "bias": 1.0},
+        "solver": solver_record(tol),
     }
     return out
 
@@ -121,7 +120,6 @@ def low_shot_svm_voc07(
     costs: Sequence[float] = VOC07_COSTS,
     cost_policy: str = "test",
     tol: float = 1e-4,
-    max_iter: int = 2000,
     n_jobs: int = 2,
 ) -> dict:
     """VOC07 low-shot mAP (%): ``mAP_k{k}`` and ``mAP_k{k}_std`` for each k."""
@@ -129,8 +127,8 @@ def low_shot_svm_voc07(
         raise ValueError("low_shot_svm_voc07: labels must be N x C multi-label {1, 0, -1}")
     return _low_shot(
         train, test, seed=seed, shots=list(shots), num_samples=num_samples,
-        costs=list(costs), cost_policy=cost_policy, tol=tol, max_iter=max_iter,
-        n_jobs=n_jobs, members=voc_class_members(train.y), labels=voc_binary_labels(train.y),
+        costs=list(costs), cost_policy=cost_policy, tol=tol, n_jobs=n_jobs,
+        members=voc_class_members(train.y), labels=voc_binary_labels(train.y),
         score_of=lambda s, y: voc_map(s, y)[0], metric="mAP",
     )
 
@@ -145,7 +143,6 @@ def low_shot_svm_places205(
     costs: Sequence[float] = PLACES205_COSTS,
     cost_policy: str = "test",
     tol: float = 1e-4,
-    max_iter: int = 2000,
     n_jobs: int = 2,
     num_classes: int | None = None,
 ) -> dict:
@@ -155,7 +152,7 @@ def low_shot_svm_places205(
     c = num_classes or int(max(train.y.max(), test.y.max())) + 1
     return _low_shot(
         train, test, seed=seed, shots=list(shots), num_samples=num_samples,
-        costs=list(costs), cost_policy=cost_policy, tol=tol, max_iter=max_iter,
-        n_jobs=n_jobs, members=class_members(train.y), labels=_one_vs_rest(train.y, c),
+        costs=list(costs), cost_policy=cost_policy, tol=tol, n_jobs=n_jobs,
+        members=class_members(train.y), labels=_one_vs_rest(train.y, c),
         score_of=top1, metric="top1",
     )

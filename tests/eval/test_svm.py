@@ -141,3 +141,51 @@ def test_low_shot_places_top1():
     f = Features(x, y, np.arange(200))
     out = low_shot_svm_places205(f, f, seed=0, shots=(1,), num_samples=2, costs=(1.0,))
     assert out["top1_k1"] > 95
+
+
+def _hard_problem():
+    rng = np.random.default_rng(0)
+    x = svm_normalize(rng.normal(size=(400, 64)))
+    return x, np.where(rng.random(400) < 0.5, 1.0, -1.0)  # random labels: far from separable
+
+
+_VERBOSE_FIT = """
+import numpy as np
+from scipy import sparse
+from liblinear.liblinear import liblinear, parameter, problem
+rng = np.random.default_rng(0)
+x = rng.normal(size=(400, 64)).astype(np.float32)
+x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-5)
+y = np.where(rng.random(400) < 0.5, 1.0, -1.0)
+liblinear.train(problem(y, sparse.csr_matrix(x.astype(np.float64)), bias=1),
+                parameter("-s 1 -c 1000 -e 0.0001 -w1 2 -w-1 1"))
+"""
+
+
+def test_liblinear_caps_the_dual_solver_at_300_passes_then_solves_the_primal():
+    """The NOTE in liblinear_svm.py: liblinear 2.50 stops -s 1 at 300 passes and re-solves with
+    -s 2; no max_iter reaches it, so the SVM protocols have none."""
+    import inspect
+    import subprocess
+    import sys
+
+    from liblinear.liblinear import liblinear as clib
+    from liblinear.liblinear import parameter, problem, toPyModel
+    from scipy import sparse
+
+    from repro.eval.liblinear_svm import LIBLINEAR_VERSION
+
+    log = subprocess.run([sys.executable, "-c", _VERBOSE_FIT], capture_output=True, text=True,
+                         check=True).stdout  # liblinear prints from C: another process
+    assert "optimization finished, #iter = 300" in log and "Switching to use -s 2" in log
+    x, y = _hard_problem()
+    ours = LiblinearData(x).fit(y, 1000.0)
+    tight = toPyModel(clib.train(problem(y, sparse.csr_matrix(x.astype(np.float64)), bias=1),
+                                 parameter("-s 2 -c 1000 -e 1e-8 -w1 2 -w-1 1 -q")))
+    w = np.ctypeslib.as_array(tight.w, (65,)) * (1 if tight.get_labels()[0] == 1 else -1)
+    np.testing.assert_allclose(ours, w, rtol=1e-3, atol=1e-3)  # the primal optimum
+    assert LIBLINEAR_VERSION == 250
+    for fn in (svm_voc07, svm_places205, low_shot_svm_voc07, low_shot_svm_places205):
+        assert "max_iter" not in inspect.signature(fn).parameters
+    rec = svm_voc07(_voc(60), _voc(40, seed=1), seed=0, costs=(1.0,))["artifacts"]["solver"]
+    assert rec["version"] == 250 and "max_iter" not in rec
