@@ -16,7 +16,8 @@ from repro.spec import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # the recipes live in pcl/shared and pauc/shared; these two tables include all of them
-SPECS = [ROOT / "experiments" / "pcl" / "table1.yaml", ROOT / "experiments" / "pauc" / "table2.yaml"]
+SPECS = [ROOT / "experiments" / "pcl" / "table1.yaml",
+         ROOT / "experiments" / "pauc" / "table2.yaml"]
 
 
 def _smoke_protonce_recipes():
