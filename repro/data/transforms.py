@@ -23,6 +23,10 @@ IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # NOTE: per-channel statistics of each dataset's training images. The authors' repositories use
 # slightly different CIFAR constants from one another; the difference is a fixed affine map of the
 # input, which BN in the first block absorbs.
+# NOTE: STL-10 is not listed: it gets ImageNet's statistics, as ProPos's code does
+# (Hzzone/ProPos models/basic_template.py TrainTask.normalize, 'stl10' -> ImageNet mean/std).
+# The papers differ here: CARL (appendix A.3, no code) normalises with "the dataset's mean and
+# STD" without printing them; its STL-10 recipes get ImageNet's statistics too.
 MEAN_STD = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -137,16 +141,31 @@ def build_views(name: str, image_size: int, n_views: int = 2, blur: bool | None 
     return MultiView([T.Compose(ops + tail) for ops in recipe(image_size, blur)], n_views)
 
 
+# ImageNet subsets only ProPos evaluates (96 px in its Table 2). Its test transform
+# (Hzzone/ProPos models/basic_template.py TrainTask.test_transform, with --test_resized_crop as
+# config/imagenetdogs_r34_propos.yml sets, and set_loader warns for any 'imagenet' dataset
+# without it): Resize(256) + CenterCrop(224), then PIL ``image.resize((size, size))``
+# (Pillow's default filter, bicubic), skipped when the image already has that size.
+PROPOS_IMAGENET_SUBSETS = ("imagenet10", "imagenet_dogs")
+
+
 def eval_transform(image_size: int, dataset: str) -> T.Compose:
     """Deterministic evaluation transform.
 
     Fixed-size datasets of at most 96 px (CIFAR, digits, STL-10, ImageNet 64x64, Tiny ImageNet):
-    resize to ``image_size`` if it differs, no crop. Datasets of larger, varying images:
-    ImageNet-style Resize(256/224 * size) + CenterCrop(size).
+    resize to ``image_size`` if it differs, no crop (ProPos's test transform on CIFAR and
+    STL-10). ProPos's ImageNet subsets: Resize(256) + CenterCrop(224) + bicubic resize to
+    ``image_size`` (ProPos's code). Other datasets of larger, varying images: ImageNet-style
+    Resize(256/224 * size) + CenterCrop(size). At 224 px the last two are the same.
     """
     native = dataset_info(dataset).image_size
     if native <= FIXED_SIZE_MAX:
         ops = [] if native == image_size else [T.Resize((image_size, image_size))]
+    elif dataset in PROPOS_IMAGENET_SUBSETS:
+        ops = [T.Resize(256), T.CenterCrop(224)]
+        if image_size != 224:
+            ops.append(T.Resize((image_size, image_size),
+                                interpolation=T.InterpolationMode.BICUBIC))
     else:
         ops = [T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)]
     return T.Compose(ops + _to_tensor(dataset))

@@ -79,9 +79,8 @@ class ProPos(BYOL):
         (clustering,) = cluster_features(
             features, [cfg.num_clusters], temperature=None, spherical=True, init="kmeans++",
             niter=cfg.kmeans_niter, nredo=cfg.kmeans_nredo,
-            # every sample takes part, as in the authors' torch k-means (faiss would
-            # otherwise subsample to 1000 points per centroid)
-            max_points_per_centroid=max(1000, -(-features.shape[0] // cfg.num_clusters)),
+            # torch_clustering's k-means: empty clusters stay empty, every sample takes part
+            empty_clusters="keep",
         )
         self.pseudo_labels = clustering.assignments.to(self.queue.device)
         return self._resample_log()

@@ -99,3 +99,32 @@ def test_normalisation_centres_the_dataset_mean(dataset):
 def test_probe_transform_shapes():
     assert probe_transform(32, "cifar10")(_image(32)).shape == (3, 32, 32)
     assert probe_transform(224, "imagenet")(Image.new("RGB", (300, 260))).shape == (3, 224, 224)
+
+
+def _propos_test_transform(image: Image.Image, img_size: int, resized_crop: bool) -> torch.Tensor:
+    """Hzzone/ProPos models/basic_template.py TrainTask.test_transform (--test_resized_crop as
+    config/imagenetdogs_r34_propos.yml sets it) with normalize()'s ImageNet constants (used for
+    'stl10' and, by default, the ImageNet subsets), transcribed."""
+    if resized_crop:
+        image = T.Compose([T.Resize(256), T.CenterCrop(224)])(image)
+    if image.size != (img_size, img_size):
+        image = image.resize((img_size, img_size))  # PIL default filter
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return T.Normalize(mean, std)(T.ToTensor()(image))
+
+
+@pytest.mark.parametrize("dataset", ["imagenet10", "imagenet_dogs"])
+@pytest.mark.parametrize("size", [96, 224])
+def test_propos_imagenet_subsets_evaluate_as_the_authors_test_transform(dataset, size):
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (300, 410, 3), dtype=np.uint8))
+    assert torch.equal(eval_transform(size, dataset)(image),
+                       _propos_test_transform(image, size, resized_crop=True))
+
+
+def test_stl10_evaluates_unresized_with_imagenet_statistics_as_propos():
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    # ProPos: test_transform's resize is a no-op at 96 px; normalize('stl10') = ImageNet's
+    assert torch.equal(eval_transform(96, "stl10")(image),
+                       _propos_test_transform(image, 96, resized_crop=False))

@@ -56,3 +56,19 @@ def test_carl_lambda_decays_over_epochs():
     views = [tiny_images(8), tiny_images(8, seed=1)]
     lams = [method(views, torch.arange(8), epoch)["lambda_e"] for epoch in (0, 2, 4, 9)]
     assert lams == [3.0, 2.0, 1.0, 1.0]
+
+
+def test_propos_estep_keeps_empty_clusters_as_torch_clustering(monkeypatch):
+    import repro.methods.propos as propos_module
+
+    seen = {}
+    real = propos_module.cluster_features
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(propos_module, "cluster_features", spy)
+    method = _build("propos", warmup_epochs=0)
+    method.on_epoch_start(_ctx(tiny_images(32), 0, []))
+    assert seen["empty_clusters"] == "keep" and seen["spherical"] and seen["init"] == "kmeans++"
