@@ -92,13 +92,19 @@ def _pretrain_run(job: dict, pre_dir: Path, store_dir) -> str:
     return pre["run_id"]
 
 
-def _load_encoder_or_move_aside(pre_dir: Path, encoder: str):
-    """Load a pretrained encoder; unreadable encoders are moved aside (so the next launch
-    retrains them instead of failing the same way forever) and the error says so."""
+def _load_encoder_or_move_aside(pre_dir: Path, encoder: str, layer: str = "pooled",
+                                recipe: dict | None = None):
+    """Load a pretrained encoder as (module, feature dim): the trunk, or for the
+    ``embedding`` layer the trunk with its projection head (dim None). Unreadable encoders are
+    moved aside (so the next launch retrains them instead of failing the same way forever)
+    and the error says so."""
     from repro.train.checkpoint import UnreadableCheckpoint, move_aside
+    from repro.train.embedding import load_embedder
     from repro.train.pretrain import ENCODERS, load_encoder
 
     try:
+        if layer == "embedding":
+            return load_embedder(pre_dir, encoder, recipe), None
         return load_encoder(pre_dir, encoder)
     except UnreadableCheckpoint as err:
         moved = move_aside(pre_dir / ENCODERS, "unreadable")
@@ -120,9 +126,14 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
     fp, data = _fingerprint(job)
     fp["pretrain_run"] = run_id
     encoder = ev.get("encoder", "query")
-    backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder)
     feat_cfg = dict(ev.get("features", {}))
     image_size = feat_cfg.pop("image_size", payload["recipe"]["views"]["image_size"])
+    layer = feat_cfg.get("layer", "pooled")
+    if layer == "embedding" and PROTOCOL_INPUTS[ev["protocol"]] != "features":
+        raise ValueError(f"{job['label']}: features.layer 'embedding' is for feature "
+                         f"protocols; {ev['protocol']!r} trains on the backbone itself")
+    backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder, layer,
+                                                     payload["recipe"])
     fn = PROTOCOLS.resolve(ev["protocol"])
     _log(f"{job['label']}: {ev['protocol']} on {ev['train']} / {ev['test']}")
     if PROTOCOL_INPUTS[ev["protocol"]] == "features":

@@ -28,6 +28,7 @@ from repro.methods import METHODS
 from repro.methods.base import EpochContext
 from repro.models import build_backbone
 from repro.train.checkpoint import UnreadableCheckpoint, load, move_aside, save_atomic
+from repro.train.embedding import head_states
 from repro.train.schedules import lr_factor
 
 CHECKPOINT = "checkpoint.pt"
@@ -272,6 +273,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         save_atomic({
             "backbone": dict(recipe["backbone"]),
             "encoders": {name: m.state_dict() for name, m in method.encoders().items()},
+            "heads": head_states(method),  # for the ``embedding`` feature layer
             "tag": tag,
         }, run_dir / ENCODERS)
         write_run_info(run_dir, tag)
