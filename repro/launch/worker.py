@@ -113,6 +113,8 @@ def _load_encoder_or_move_aside(pre_dir: Path, encoder: str, layer: str = "poole
 
 
 def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
+    import torch
+
     from repro import fingerprint as FP
     from repro.eval import PROTOCOL_INPUTS, PROTOCOLS
     from repro.eval.types import ModelData
@@ -135,10 +137,14 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
     backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder, layer,
                                                      payload["recipe"])
     fn = PROTOCOLS.resolve(ev["protocol"])
-    _log(f"{job['label']}: {ev['protocol']} on {ev['train']} / {ev['test']}")
+    params = dict(ev.get("params", {}))
+    # the job's GPU when it has one (Slurm's --gpus-per-node), as pretraining does: feature
+    # extraction and the protocols that train a model on the backbone run there
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    _log(f"{job['label']}: {ev['protocol']} on {ev['train']} / {ev['test']} ({device})")
     if PROTOCOL_INPUTS[ev["protocol"]] == "features":
         common = dict(cache_dir=pre_dir / "features", encoder=encoder, image_size=image_size,
-                      log=_log, **feat_cfg)
+                      log=_log, device=device, **feat_cfg)
         feats = {}
         for part in ("train", "test"):
             ref = ev[part]
@@ -146,7 +152,7 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
             made_by = {"run": run_id, "data": data[FP.data_key(ref)],
                        "code": FP.features_code(payload["recipe"], ref["dataset"])["code"]}
             feats[part] = cached_features(backbone, ref, made_by=made_by, **common)
-        result = fn(feats["train"], feats["test"], seed=payload["seed"], **ev.get("params", {}))
+        result = fn(feats["train"], feats["test"], seed=payload["seed"], **params)
     else:
         from repro.data import DATASET_INFO, build_dataset, data_root
         from repro.data.transforms import eval_transform, probe_transform
@@ -159,7 +165,8 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
         data = ModelData(train=sets["train"], test=sets["test"], feat_dim=feat_dim,
                          num_classes=DATASET_INFO[ev["train"]["dataset"]].num_classes,
                          root=str(data_root()))
-        result = fn(backbone, data, seed=payload["seed"], **ev.get("params", {}))
+        params.setdefault("device", device)
+        result = fn(backbone, data, seed=payload["seed"], **params)
     result = dict(result)
     extra = {"selection": result.pop("selection", {}), "artifacts": result.pop("artifacts", {}),
              "eval": ev, "pretrain_key": payload["pretrain_key"], "fingerprint": fp}
