@@ -45,9 +45,25 @@ def mean_std(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return MEAN_STD.get(dataset, IMAGENET_MEAN_STD)
 
 
+# datasets served as grey (mode "L") PIL images: the tensor's grey level is repeated in three
+# channels before normalising (the backbones take RGB)
+GREY_DATASETS = ("fashion_mnist",)
+
+
+class GreyToRGB:
+    """1 x H x W tensor -> 3 x H x W, the grey level in each channel (RGB tensors pass)."""
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+
+    def __repr__(self) -> str:
+        return "GreyToRGB()"
+
+
 def _to_tensor(dataset: str) -> list[Callable]:
     mean, std = mean_std(dataset)
-    return [T.ToTensor(), T.Normalize(mean, std)]
+    grey = [GreyToRGB()] if dataset in GREY_DATASETS else []
+    return [T.ToTensor(), *grey, T.Normalize(mean, std)]
 
 
 def _blur(image_size: int, p: float) -> T.RandomApply:
