@@ -756,9 +756,13 @@ OPTIM = Block({
 RUNTIME = Block({"threads": _int(1), "num_workers": _int(0),
                  "precision": OneOf("precision", lambda: PRECISIONS), "device": Text(DEVICE),
                  "channels_last": Flag})
+# an optional kNN monitor after each (every-th) epoch: repro/train/monitor.py
+MONITOR = Block({"knn": Block({"train": DATA_REF, "test": DATA_REF, "k": _int(1),
+                               "temperature": Number(low=0, low_open=True), "every": _int(1)},
+                              required=("train", "test"))})
 RECIPE = Block({"method": OneOf("method", METHODS.names), "params": Mapping(),
                 "backbone": BACKBONE, "data": DATA_REF, "views": VIEWS, "optim": OPTIM,
-                "runtime": RUNTIME},
+                "runtime": RUNTIME, "monitor": MONITOR},
                required=("method", "backbone", "data", "views", "optim"),
                then=_recipe_consistency)
 FEATURES = Block({"layer": OneOf("feature layer", feature_layers), "pool": _int(1, 64),

@@ -205,6 +205,11 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                          f"{len(dataset)} training samples")
     extract = make_extractor(recipe, device, batch_size=max(local_bs, 256))
     epochs = optim["epochs"]
+    monitor = None
+    if recipe.get("monitor", {}).get("knn") and D.rank() == 0:
+        from repro.train.monitor import KnnMonitor
+
+        monitor = KnnMonitor(recipe["monitor"]["knn"], recipe["views"]["image_size"], device)
     t_start, images_seen = time.time(), 0
 
     for epoch in range(start_epoch, epochs):
@@ -253,6 +258,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         epoch_log.update({k: v / max(steps, 1) for k, v in sums.items()})
         epoch_log["epoch"] = epoch
         epoch_log["lr"] = optimizer.param_groups[0]["lr"]
+        if monitor is not None and monitor.due(epoch, epochs):
+            epoch_log["knn_top1"] = monitor(method)
         history.append(epoch_log)
         log(f"epoch {epoch + 1}/{epochs} " + " ".join(
             f"{k}={v:.4g}" for k, v in epoch_log.items() if k != "epoch"))
