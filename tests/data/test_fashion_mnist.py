@@ -93,8 +93,13 @@ def test_grey_images_give_the_tensors_rgb_images_would(train):
     import torch
     from torchvision import transforms as T
 
-    from repro.data.transforms import (RECIPES, GreyToRGB, build_views, eval_transform,
-                                       probe_transform)
+    from repro.data.transforms import (
+        RECIPES,
+        GreyToRGB,
+        build_views,
+        eval_transform,
+        probe_transform,
+    )
 
     images = [base_image for base_image, _ in (train[0][j] for j in range(40))]
 
