@@ -5,11 +5,11 @@ g <- g * eta * ||w|| / ||g|| (when both norms are > 0); then heavy-ball momentum
 w <- w - lr * v. Biases and BN parameters (every parameter with fewer than 2 dimensions, or a
 group with ``lars_exclude=True``) get neither weight decay nor adaptation, as in BYOL/SimCLR.
 
-``larc=True`` is instead the LARC that SwAV wraps around SGD (facebookresearch/swav
-main_swav.py L171-177: apex ``LARC(optimizer, trust_coefficient=0.001, clip=False)`` over
-``model.parameters()`` with SGD weight decay): every parameter, biases and BN included, gets
-weight decay and the trust ratio eta * ||w|| / (||g|| + wd * ||w|| + 1e-8) (apex
-``apex/parallel/LARC.py`` step), computed from the gradient before the decay is added.
+``larc=True`` is instead the LARC that SwAV wraps around SGD (facebookresearch/swav @ 04b8f43
+main_swav.py main(), "build optimizer": apex ``LARC(optimizer, trust_coefficient=0.001,
+clip=False)`` over ``model.parameters()`` with SGD weight decay): every parameter, biases and
+BN included, gets weight decay and the trust ratio eta * ||w|| / (||g|| + wd * ||w|| + 1e-8)
+(apex ``apex/parallel/LARC.py`` step), computed from the gradient before the decay is added.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ def lr_factor(optim: dict, epoch: int, step: int, steps_per_epoch: int) -> float
     ``schedule``: "step" (x ``gamma`` at each of ``milestones``; PCL v1/MoCo v1),
     "cosine" (per epoch as MoCo v2/PCL v2 code does, or per step with ``per_step``),
     "constant". ``warmup_epochs`` adds a linear warm-up (per step): from 0, iteration i of W
-    at (i + 1) / W, as ProPos/BYOL do; or, with ``warmup_start_lr`` s, SwAV's
-    ``np.linspace(start_warmup, base_lr, W)`` (facebookresearch/swav main_swav.py L180):
-    iteration i at s + (lr - s) * i / (W - 1).
+    at (i + 1) / W, as ProPos/BYOL do; or, with ``warmup_start_lr`` s (null: from 0), SwAV's
+    ``np.linspace(start_warmup, base_lr, W)`` (facebookresearch/swav main_swav.py, main():
+    ``warmup_lr_schedule``): iteration i at s + (lr - s) * i / (W - 1).
     """
     total = optim["epochs"]
     per_step = optim.get("per_step", False)
