@@ -115,6 +115,24 @@ def _propos_cifar(size: int, blur: bool) -> list[list[Callable]]:
     return [ops + ([_blur(size, 0.5)] if blur else [])]
 
 
+def _swav(size: int, blur: bool) -> list[list[Callable]]:
+    # SwAV's multi-crop (facebookresearch/swav @ 04b8f43 src/multicropdataset.py, scripts
+    # swav_{200,800}ep*_pretrain.sh: --size_crops 224 96 --min_scale_crops 0.14 0.05
+    # --max_scale_crops 1. 0.14): views 0-1 of `size` px at scale 0.14-1, views 2-7 of
+    # size * 96/224 px at scale 0.05-0.14 (n_views 8 = 2 + 6); each: flip, colour distortion
+    # s = 1 (jitter 0.8/0.8/0.8/0.2 p = 0.8, grayscale p = 0.2), Gaussian blur p = 0.5 with a
+    # 23-px kernel at every size, sigma U(0.1, 2.0).
+    def view(side: int, scale: tuple[float, float]) -> list[Callable]:
+        ops = [T.RandomResizedCrop(side, scale=scale), T.RandomHorizontalFlip(),
+               T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(p=0.2)]
+        kernel = min(23, (side - 1) // 2 * 2 + 1)  # 23 unless the crop is smaller
+        return ops + ([T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5)]
+                      if blur else [])
+
+    small = round(size * 96 / 224)
+    return [view(size, (0.14, 1.0))] * 2 + [view(small, (0.05, 0.14))] * 6
+
+
 # name -> (recipe, whether the recipe blurs at ImageNet resolution)
 RECIPES = {
     "byol": (_byol, True),
@@ -122,6 +140,7 @@ RECIPES = {
     "moco_v2": (_moco_v2, True),
     "propos_cifar": (_propos_cifar, False),
     "simclr": (_simclr, True),
+    "swav": (_swav, True),
 }
 
 

@@ -29,7 +29,23 @@ def _ops(views, kind):
 def test_recipes_return_n_views_of_the_requested_size(name, n_views):
     views = build_views(name, 24, n_views=n_views, dataset="cifar10")(_image(40))
     assert len(views) == n_views
-    assert all(v.shape == (3, 24, 24) and v.dtype == torch.float32 for v in views)
+    # swav: views 2+ are SwAV's small crops, 96/224 of the size
+    sides = [10 if name == "swav" and v >= 2 else 24 for v in range(n_views)]
+    assert [tuple(v.shape) for v in views] == [(3, s, s) for s in sides]
+    assert all(v.dtype == torch.float32 for v in views)
+
+
+def test_swav_multi_crop_is_the_authors_2x224_plus_6x96():
+    views = build_views("swav", 224, n_views=8)
+    assert [tuple(v.shape[1:]) for v in views(_image(256))] == [(224, 224)] * 2 + [(96, 96)] * 6
+    crops = _ops(views, T.RandomResizedCrop)
+    assert [(c.size, c.scale) for c in crops] == ([((224, 224), (0.14, 1.0))] * 2
+                                                 + [((96, 96), (0.05, 0.14))] * 6)
+    blurs = _ops(views, T.GaussianBlur)  # p = 0.5, a 23-px kernel at both sizes
+    assert len(blurs) == 8 and all(b.kernel_size == (23, 23) for b in blurs)
+    jitter = _ops(views, T.ColorJitter)[0]
+    assert jitter.brightness == pytest.approx((0.2, 1.8))
+    assert jitter.hue == pytest.approx((-0.2, 0.2))
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
