@@ -67,6 +67,10 @@ class Method(nn.Module, abc.ABC):
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step; ``progress`` in [0, 1] over the whole run."""
 
+    def before_optimizer_step(self) -> None:
+        """Called after the backward pass (gradients already averaged over ranks by DDP) and
+        before the optimiser step, e.g. to drop a parameter's gradient for this step."""
+
     @abc.abstractmethod
     def encoders(self) -> dict[str, nn.Module]:
         """Backbone trunks evaluations may use, by name; "query" is the default."""

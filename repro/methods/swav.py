@@ -14,7 +14,8 @@ and src/resnet50.py forward):
   authors' ``queue[i, -1, :] == 0`` test);
 - loss (eq. 4 with multi-crop): each assigned crop's code is predicted from every other
   crop at temperature 0.1, averaged over the V - 1 others, then over the two assigned crops;
-- prototypes get no gradient during the first ``freeze_prototypes_niters`` iterations.
+- prototypes are not updated during the first ``freeze_prototypes_niters`` iterations (their
+  gradient is dropped before the optimiser step, as the authors do after the backward pass).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro import distributed as D
 from repro.losses.swav import sinkhorn_knopp, swapped_prediction_loss
 from repro.methods.base import Method
 from repro.models.heads import mlp_head
@@ -51,7 +53,10 @@ class SwAV(Method):
         self.cfg = cfg
         self.encoder = nn.Sequential(trunk, mlp_head(feat_dim, cfg.hidden_dim, cfg.dim, bn=True))
         self.prototypes = nn.Linear(cfg.dim, cfg.num_prototypes, bias=False)  # K x C
-        self.register_buffer("queue", torch.zeros(2, cfg.queue_length, cfg.dim))
+        # NOTE: queue_length is the total over ranks, as the authors' --queue_length: each
+        # rank keeps queue_length // world_size of its own features (main_swav.py)
+        self.queue_length = cfg.queue_length // D.world_size()
+        self.register_buffer("queue", torch.zeros(2, self.queue_length, cfg.dim))
         self.register_buffer("queue_filled", torch.zeros(1, dtype=torch.long))
         self.register_buffer("steps_done", torch.zeros(1, dtype=torch.long))
 
@@ -72,7 +77,7 @@ class SwAV(Method):
 
     def _codes(self, scores: torch.Tensor, crop: int, weight: torch.Tensor) -> torch.Tensor:
         """Sinkhorn codes B x K of this batch's scores, the full queue's scores prepended."""
-        length = self.cfg.queue_length
+        length = self.queue_length
         if length > 0 and int(self.queue_filled) == length:
             queued = self.queue[crop] @ weight.detach().t()  # L x K
             scores = torch.cat([queued, scores.detach()])
@@ -81,7 +86,7 @@ class SwAV(Method):
 
     @torch.no_grad()
     def _enqueue(self, feats: list[torch.Tensor]) -> None:
-        length = self.cfg.queue_length
+        length = self.queue_length
         b = min(feats[0].shape[0], length)
         for crop, z in enumerate(feats):  # newest first, as the authors' queue
             self.queue[crop, b:] = self.queue[crop, :-b].clone()
@@ -92,12 +97,10 @@ class SwAV(Method):
         with torch.no_grad():
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         weight = self.prototypes.weight
-        if int(self.steps_done) < self.cfg.freeze_prototypes_niters:
-            weight = weight.detach()
         z = self.embed(views).chunk(len(views))  # V x [B x C]
         scores = [zi @ weight.t() for zi in z]  # V x [B x K]
         codes = [self._codes(scores[crop], crop, weight) for crop in (0, 1)]
-        if self.cfg.queue_length > 0 and epoch >= self.cfg.epoch_queue_starts:
+        if self.queue_length > 0 and epoch >= self.cfg.epoch_queue_starts:
             self._enqueue(list(z[:2]))
         # crops 0 and 1 predict each other; every further crop predicts both codes
         loss = swapped_prediction_loss(scores[0], scores[1], codes[0], codes[1],
@@ -106,6 +109,14 @@ class SwAV(Method):
             loss = loss + swapped_prediction_loss(s, s, codes[0], codes[1], self.cfg.temperature)
         loss = loss / (len(views) - 1)
         return {"loss": loss, "swapped_prediction": loss.detach()}
+
+    def before_optimizer_step(self) -> None:
+        # the authors drop the prototypes' gradient after the backward pass (and DDP's
+        # all-reduce) during the first freeze_prototypes_niters iterations, so the optimiser
+        # skips them (no weight decay, no momentum); a detached weight in forward would leave
+        # DDP waiting for a gradient that never comes
+        if int(self.steps_done) < self.cfg.freeze_prototypes_niters:
+            self.prototypes.weight.grad = None
 
     def on_step_end(self, progress: float) -> None:
         self.steps_done += 1

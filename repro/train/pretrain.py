@@ -261,6 +261,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            method.before_optimizer_step()
             scaler.step(optimizer)
             scaler.update()
             method.on_step_end((epoch * steps + step + 1) / (epochs * steps))

@@ -152,11 +152,31 @@ def test_swav_queue_fills_from_its_start_epoch_and_is_used_once_full():
 
 
 def test_swav_prototypes_are_frozen_for_the_first_iterations():
+    """As the authors: the backward pass reaches the prototypes (DDP sees a gradient for every
+    parameter) and the gradient is dropped before the step, so SGD with momentum and weight
+    decay leaves them exactly as they were."""
     method = _build("swav", queue_length=0, freeze_prototypes_niters=2)
-    grads = []
+    opt = torch.optim.SGD(method.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)
+    grads, weights = [], []
     for _ in range(3):
-        method.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         method(_views(), torch.arange(B), 0)["loss"].backward()
+        assert method.prototypes.weight.grad is not None
+        method.before_optimizer_step()
         grads.append(method.prototypes.weight.grad)
+        before = method.prototypes.weight.detach().clone()
+        opt.step()
+        weights.append(torch.equal(before, method.prototypes.weight.detach()))
         method.on_step_end(0.0)
     assert grads[0] is None and grads[1] is None and grads[2] is not None
+    assert weights == [True, True, False]
+
+
+def test_swav_queue_length_is_the_total_over_ranks(monkeypatch):
+    """The authors' --queue_length counts every rank's queue: each keeps length // world."""
+    from repro import distributed as D
+
+    assert _build("swav", queue_length=64).queue.shape[1] == 64
+    monkeypatch.setattr(D, "world_size", lambda: 4)
+    method = _build("swav", queue_length=64)
+    assert method.queue.shape[1] == 16 and method.queue_length == 16
