@@ -1,6 +1,7 @@
-"""The dry-run cost estimate (repro/launch/cost.py) against the stored smoke records.
+"""The dry-run cost estimate (repro/launch/cost.py) against the stored records of the CPU scales.
 
-Reads every stored record of the smoke scale (results/store, or $REPRO_STORE: JSON only, no
+Reads every stored record of each CPU scale (smoke, real, digits; results/store, or
+$REPRO_STORE: JSON only, no
 torch, a second or so) and prints, per pretraining method and per evaluation protocol, the
 estimated and the measured CPU minutes (``duration_s``) and their ratio. A ratio far from 1
 means the throughput table needs a new row or a new figure (its sources are in cost.py).
@@ -17,15 +18,15 @@ from collections import defaultdict
 from repro import store
 from repro.launch import cost as C
 
-SCALE = "smoke"
+SCALES = ("smoke", "real", "digits")
 
 
-def rows(records: dict[str, dict]) -> tuple[dict, dict, list[str]]:
+def rows(records: dict[str, dict], scale: str) -> tuple[dict, dict, list[str]]:
     """{name: [n, estimated s, measured s]} for pretraining methods and evaluation protocols,
     and the records that could not be estimated."""
     pre, evs, unknown = defaultdict(lambda: [0, 0.0, 0.0]), defaultdict(lambda: [0, 0.0, 0.0]), []
     for rec in records.values():
-        if rec.get("context", {}).get("scale") != SCALE or "duration_s" not in rec:
+        if rec.get("context", {}).get("scale") != scale or "duration_s" not in rec:
             continue
         sources = rec.get("data_sources", {})
         if rec["kind"] == "pretrain":
@@ -61,16 +62,27 @@ def table(title: str, data: dict) -> list[str]:
 
 if __name__ == "__main__":
     records = {r["key"]: r for r in store.all_records()}
-    pre, evs, unknown = rows(records)
-    if not pre:
-        sys.exit(f"no stored {SCALE} pretraining records in {store.store_root()}")
-    print(f"{len(records)} records in {store.store_root()}; scale {SCALE}, 1 CPU per job")
-    print("\n".join(table("pretraining method", pre)))
-    print()
-    print("\n".join(table("evaluation protocol", evs)))
-    for line in unknown:
-        print(f"not estimated: {line}")
-    worst = max(max(e / m, m / e) for _, e, m in pre.values())
-    print(f"pretraining: worst method within a factor {worst:.2f} (target: 3)")
-    if worst > 3:
+    print(f"{len(records)} records in {store.store_root()}; 1 CPU per job")
+    worst = {}
+    for scale in SCALES:
+        pre, evs, unknown = rows(records, scale)
+        if not pre:
+            print(f"\nscale {scale}: no stored pretraining records")
+            continue
+        print(f"\nscale {scale}")
+        print("\n".join(table("pretraining method", pre)))
+        print()
+        print("\n".join(table("evaluation protocol", evs)))
+        for line in unknown:
+            print(f"not estimated: {line}")
+        # methods whose jobs take under a minute (the untrained baselines) measure the fixed
+        # costs (start-up, reading and fingerprinting real data), which the model leaves out
+        judged = [(e, m) for n, e, m in pre.values() if m / n >= 60]
+        worst[scale] = max(max(e / m, m / e) for e, m in judged)
+    if not worst:
+        sys.exit(f"no stored pretraining records of {', '.join(SCALES)} in {store.store_root()}")
+    for scale, w in worst.items():
+        print(f"{scale}: worst pretraining method (jobs of a minute or more) within a factor "
+              f"{w:.2f} (target: 3)")
+    if max(worst.values()) > 3:
         sys.exit("a method's estimate is off by more than 3x")

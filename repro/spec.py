@@ -1707,7 +1707,7 @@ BASELINE = Block({"row": Text(), "columns": ListOf(Text(), nonempty=True, distin
 def _baselines(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
     """Reference rows (an untrained network, raw pixels, ...) that every method row must beat on
     ``columns`` if it learns anything: checked by the table renderer against each trained row
-    with a paper value (the paper's own methods), as the claims are."""
+    that is not a reference row (named "... (reference)"), as the claims are."""
     trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
     eval_ids = [c.id for c in columns if c.eval]
     out = []
