@@ -1682,22 +1682,29 @@ CLAIM = Block({"better": Text(), "worse": Text(), "columns": ListOf(Text(), none
                "source": Text()}, required=("better", "worse", "columns", "source"))
 
 
+def _row_column_checks(key: str, block: Block, row_fields: tuple[str, ...], raw: list,
+                       rows: list[Row], columns: list[Column]) -> list[dict]:
+    """Entries of ``key`` (``block``) whose ``row_fields`` name trained rows and whose
+    ``columns`` name result columns."""
+    trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
+    eval_ids = [c.id for c in columns if c.eval]
+    out = []
+    for i, entry in enumerate(raw):
+        at = (key, i)
+        block(entry, at)
+        for side in row_fields:
+            OneOf("trained row", lambda: trained)(entry[side], at + (side,))
+        for j, col in enumerate(entry["columns"]):
+            OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
+        out.append(dict(entry))
+    return out
+
+
 def _claims(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
     """Orderings the paper claims (``better`` above ``worse`` on ``columns``), checked against
     our numbers by the table renderer. Both rows must be trained; ``source`` says where the
     paper claims it."""
-    trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
-    eval_ids = [c.id for c in columns if c.eval]
-    out = []
-    for i, claim in enumerate(raw):
-        at = ("claims", i)
-        CLAIM(claim, at)
-        for side in ("better", "worse"):
-            OneOf("trained row", lambda: trained)(claim[side], at + (side,))
-        for j, col in enumerate(claim["columns"]):
-            OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
-        out.append(dict(claim))
-    return out
+    return _row_column_checks("claims", CLAIM, ("better", "worse"), raw, rows, columns)
 
 
 BASELINE = Block({"row": Text(), "columns": ListOf(Text(), nonempty=True, distinct=True)},
@@ -1708,17 +1715,7 @@ def _baselines(raw: list, rows: list[Row], columns: list[Column]) -> list[dict]:
     """Reference rows (an untrained network, raw pixels, ...) that every method row must beat on
     ``columns`` if it learns anything: checked by the table renderer against each trained row
     that is not a reference row (named "... (reference)"), as the claims are."""
-    trained = [r.name for r in rows if r.recipe or r.recipe_by_scale]
-    eval_ids = [c.id for c in columns if c.eval]
-    out = []
-    for i, base in enumerate(raw):
-        at = ("baselines", i)
-        BASELINE(base, at)
-        OneOf("trained row", lambda: trained)(base["row"], at + ("row",))
-        for j, col in enumerate(base["columns"]):
-            OneOf("result column", lambda: eval_ids)(col, at + ("columns", j))
-        out.append(dict(base))
-    return out
+    return _row_column_checks("baselines", BASELINE, ("row",), raw, rows, columns)
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
