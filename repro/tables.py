@@ -255,23 +255,34 @@ def _verdict(a: tuple, b: tuple) -> tuple[str, int]:
     return ("does not hold" if b[0] - a[0] > spread else "does not hold within the spread"), n
 
 
+def _compare(table: Table, cells: dict, better: str, worse: str, col: str):
+    """``_verdict`` of row ``better`` over row ``worse`` in column ``col``, the number of seeds
+    and the numbers behind it ("m ± s vs m ± s"); None when either cell has no value."""
+    a, b = _summary(cells, better, col), _summary(cells, worse, col)
+    if a is None or b is None:
+        return None
+    verdict, n = _verdict(a, b)
+    d = next(c.digits for c in table.columns if c.id == col)
+    return verdict, n, f"{_fmt(a[0], d)} ± {_fmt(a[1], d)} vs {_fmt(b[0], d)} ± {_fmt(b[1], d)}"
+
+
+def _label(table: Table, col: str) -> str:
+    return next(c.label for c in table.columns if c.id == col)
+
+
 def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:
     """One line per claim and column: whether ``better`` > ``worse`` in our numbers at
     ``scale`` (``_verdict``)."""
     out = []
-    labels = {c.id: c.label for c in table.columns}
-    digits = {c.id: c.digits for c in table.columns}
     for claim in table.claims:
         for col in claim["columns"]:
-            a = _summary(cells, claim["better"], col)
-            b = _summary(cells, claim["worse"], col)
-            if a is None or b is None:
+            compared = _compare(table, cells, claim["better"], claim["worse"], col)
+            if compared is None:
                 continue
-            verdict, n = _verdict(a, b)
-            d = digits[col]
-            out.append(f"- {claim['better']} > {claim['worse']} in {labels[col]} "
-                       f"({claim['source']}): **{verdict}** — {_fmt(a[0], d)} ± {_fmt(a[1], d)} "
-                       f"vs {_fmt(b[0], d)} ± {_fmt(b[1], d)} ({n} seed{'s' if n > 1 else ''})")
+            verdict, n, numbers = compared
+            out.append(f"- {claim['better']} > {claim['worse']} in {_label(table, col)} "
+                       f"({claim['source']}): **{verdict}** — {numbers} "
+                       f"({n} seed{'s' if n > 1 else ''})")
     return out
 
 
@@ -282,8 +293,6 @@ def baseline_lines(table: Table, scale: str, cells: dict) -> list[str]:
     spread."""
     if not table.baselines:
         return []
-    labels = {c.id: c.label for c in table.columns}
-    digits = {c.id: c.digits for c in table.columns}
     references = {b["row"] for b in table.baselines}
     out, verdicts, seeds = [], [], set()
     for row in table.rows:
@@ -294,15 +303,13 @@ def baseline_lines(table: Table, scale: str, cells: dict) -> list[str]:
         for base in table.baselines:
             parts = []
             for col in base["columns"]:
-                a, b = _summary(cells, row.name, col), _summary(cells, base["row"], col)
-                if a is None or b is None:
+                compared = _compare(table, cells, row.name, base["row"], col)
+                if compared is None:
                     continue
-                verdict, n = _verdict(a, b)
+                verdict, n, numbers = compared
                 verdicts.append(verdict)
                 seeds.add(n)
-                d = digits[col]
-                parts.append(f"{labels[col]} **{verdict}** ({_fmt(a[0], d)} ± {_fmt(a[1], d)} vs "
-                             f"{_fmt(b[0], d)} ± {_fmt(b[1], d)})")
+                parts.append(f"{_label(table, col)} **{verdict}** ({numbers})")
             if parts:
                 groups.append(f"> {base['row']}: " + ", ".join(parts))
         if groups:
