@@ -57,23 +57,34 @@ def concat_all_gather(tensor: torch.Tensor) -> torch.Tensor:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, tensor):
+    def forward(ctx, tensor, reduce_grads):
+        ctx.reduce_grads = reduce_grads
         out = [torch.empty_like(tensor) for _ in range(world_size())]
         dist.all_gather(out, tensor.contiguous())
         return tuple(out)
 
     @staticmethod
     def backward(ctx, *grads):
-        stacked = torch.stack(grads)
+        if not ctx.reduce_grads:  # this rank's own loss only
+            return grads[rank()].contiguous(), None
+        stacked = torch.stack(grads)  # W x N x ...: every rank's loss w.r.t. every slice
         dist.all_reduce(stacked)
-        return stacked[rank()]
+        return stacked[rank()], None
 
 
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """All-gather along dim 0; gradients flow back to each rank's own slice."""
+def gather_with_grad(tensor: torch.Tensor, reduce_grads: bool = True) -> torch.Tensor:
+    """All-gather along dim 0; gradients flow back to each rank's own slice.
+
+    ``reduce_grads=True``: the slice receives the sum over ranks of each rank's loss gradient,
+    so when every rank computes the same loss of the gathered batch, DDP's averaging gives the
+    gradient of that loss in one process (SimCLR-style; NT-Xent, CARL, PAUC).
+    ``reduce_grads=False``: the slice receives only this rank's loss gradient, so after DDP's
+    averaging it is 1/W of it, as ProPos's ``GatherLayer`` (Hzzone/ProPos
+    utils/gather_layer.py L28-32 at 49fef06: backward returns ``grads[rank]``, no all-reduce).
+    """
     if not is_distributed() or world_size() == 1:
         return tensor
-    return torch.cat(_GatherWithGrad.apply(tensor), dim=0)
+    return torch.cat(_GatherWithGrad.apply(tensor, reduce_grads), dim=0)
 
 
 def broadcast_object(obj, src: int = 0):

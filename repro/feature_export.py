@@ -45,7 +45,7 @@ def cache_ident(ev: dict, recipe: dict, part: str, run_id: str, data_digest) -> 
     pool = feat_cfg.get("pool", 2)
     ref = ev[part]
     return {"encoder": ev.get("encoder", "query"), "layer": layer,
-            "pool": pool if layer != "pooled" else None, "image_size": image_size,
+            "pool": pool if layer == "conv5_avgpool" else None, "image_size": image_size,
             "data": ref,
             "made_by": {"run": run_id, "data": data_digest,
                         "code": FP.features_code(recipe, ref["dataset"])["code"]}}

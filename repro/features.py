@@ -3,7 +3,13 @@
 Evaluations receive these arrays (``repro.eval.types.Features``); they never see a method.
 Layers: ``pooled`` = the trunk's pooled output (N x D); ``conv5_avgpool`` = the last conv
 stage average-pooled to ``pool`` x ``pool`` and flattened (the Places205 protocol of PCL /
-Goyal et al. pools ResNet-50 conv5 to ~9k dimensions: pool=2 gives 2048*4 = 8192).
+Goyal et al. pools ResNet-50 conv5 to ~9k dimensions: pool=2 gives 2048*4 = 8192);
+``embedding`` = the L2-normalised output of the projection head (N x C, e.g. PCL's 128-d),
+the space a method's prototypes live in; the module passed is then the encoder with its head
+(``repro.train.embedding.load_embedder``), not the bare trunk. This is what PCL clusters:
+main_pcl.py ``compute_features`` calls pcl/builder.py ``MoCo.forward(is_eval=True)``, which
+returns ``normalize(encoder_k(x))`` (salesforce/PCL@964da1f, builder.py L127-130); PCL
+Table 5 (appendix F) scores those clusterings.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from repro.data.transforms import eval_transform
 from repro.eval.types import Features
 from repro.jobs import content_key
 
-LAYERS = ("pooled", "conv5_avgpool")
+LAYERS = ("pooled", "conv5_avgpool", "embedding")
 
 
 @torch.no_grad()
@@ -38,6 +44,8 @@ def extract_features(backbone: nn.Module, dataset, *, layer: str = "pooled", poo
         images = images.to(device)
         if layer == "pooled":
             feat = backbone(images)  # N x D
+        elif layer == "embedding":
+            feat = F.normalize(backbone(images), dim=1)  # N x C, unit norm
         else:
             maps = backbone.feature_maps(images)  # N x C x h x w
             feat = F.adaptive_avg_pool2d(maps, pool).flatten(1)  # N x C*pool*pool
@@ -53,7 +61,8 @@ def cached_features(backbone: nn.Module, ref: dict, *, cache_dir: Path, encoder:
     ``made_by``: what else determines the features (the pretraining run, the extraction
     code, the data files); it is part of the cache key, so a change never reuses a file.
     """
-    ident = {"encoder": encoder, "layer": layer, "pool": pool if layer != "pooled" else None,
+    ident = {"encoder": encoder, "layer": layer,
+             "pool": pool if layer == "conv5_avgpool" else None,  # only that layer reads it
              "image_size": image_size, "data": ref}
     if made_by:
         ident["made_by"] = made_by

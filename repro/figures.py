@@ -73,7 +73,8 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
             if done:
                 ax.errorbar([x for x, _ in done], [p[1] for _, p in done],
                             yerr=[p[2] for _, p in done], color=color, marker="o",
-                            capsize=3, label=f"{label} (ours)")
+                            capsize=3, label=f"{label} (ours)",
+                            linestyle="none" if categorical else "-")  # no line between methods
             given = [(x, p[3]) for x, p in zip(xs, pts) if p[3] is not None]
             if given:
                 ax.plot([x for x, _ in given], [v for _, v in given], linestyle="none",

@@ -712,6 +712,9 @@ def _optim_consistency(optim: dict, path: FieldPath) -> None:
         if milestone >= epochs:
             raise _bad(path + ("milestones", i), milestone, f"epochs < {epochs}",
                        "milestone never reached")
+    if optim.get("warmup_start_lr") is not None and not optim.get("warmup_epochs", 0):
+        raise _bad(path + ("warmup_start_lr",), optim["warmup_start_lr"],
+                   "warmup_start_lr only with warmup_epochs > 0", "no warm-up to start:")
     if optim.get("warmup_epochs", 0) > epochs:
         raise _bad(path + ("warmup_epochs",), optim["warmup_epochs"], f"at most {epochs}",
                    "longer than the run:")
@@ -751,14 +754,19 @@ OPTIM = Block({
     "batch_size": _int(1), "epochs": _int(1), "momentum": Number(0, 1, high_open=True),
     "weight_decay": Number(low=0), "schedule": OneOf("schedule", schedules),
     "milestones": ListOf(_int(0), increasing=True), "gamma": Number(low=0, low_open=True),
-    "warmup_epochs": Number(low=0), "per_step": Flag, "final_lr_fraction": Number(0, 1),
+    "warmup_epochs": Number(low=0), "warmup_start_lr": AnyOf((Number(low=0), Null)),
+    "per_step": Flag, "final_lr_fraction": Number(0, 1),
 }, required=("lr", "batch_size", "epochs"), then=_optim_consistency)
 RUNTIME = Block({"threads": _int(1), "num_workers": _int(0),
                  "precision": OneOf("precision", lambda: PRECISIONS), "device": Text(DEVICE),
                  "channels_last": Flag})
+# an optional kNN monitor after each (every-th) epoch: repro/train/monitor.py
+MONITOR = Block({"knn": Block({"train": DATA_REF, "test": DATA_REF, "k": _int(1),
+                               "temperature": Number(low=0, low_open=True), "every": _int(1)},
+                              required=("train", "test"))})
 RECIPE = Block({"method": OneOf("method", METHODS.names), "params": Mapping(),
                 "backbone": BACKBONE, "data": DATA_REF, "views": VIEWS, "optim": OPTIM,
-                "runtime": RUNTIME},
+                "runtime": RUNTIME, "monitor": MONITOR},
                required=("method", "backbone", "data", "views", "optim"),
                then=_recipe_consistency)
 FEATURES = Block({"layer": OneOf("feature layer", feature_layers), "pool": _int(1, 64),

@@ -9,6 +9,8 @@
 #   SCALE=real SPECS="experiments/propos/table2.yaml ..." SEEDS="0 1 2" REUSE=1 \
 #     bash scripts/regenerate_results.sh run            # another scale, some specs or seeds
 #                                                     # (install renders SCALE's tables too)
+#   DIR=/tmp/repro-regen.XXXXXX bash scripts/regenerate_results.sh run  # go on after an
+#                                                     # interruption (same commit, same folder)
 #
 # Needed whenever a change to fingerprinted code (methods, losses, models, data readers,
 # training, features, evaluations, repro/launch/worker.py) makes the committed records stale:
@@ -21,13 +23,20 @@ py=${PYTHON:-$repo/.venv/bin/python}
 
 case "${1:-}" in
 run)
-  commit=$(git -C "$repo" rev-parse "${2:-HEAD}")
-  dir=$(mktemp -d /tmp/repro-regen.XXXXXX)
-  echo "regenerating at ${commit:0:10} in $dir"
-  git -C "$repo" worktree add --detach "$dir/src" "$commit" >/dev/null
-  if [[ -n ${REUSE:-} ]]; then  # `repro launch` keeps every record that is still fresh
-    cp -r "$dir/src/results/store" "$dir/store"
-    echo "starting from the $(find "$dir/store" -name '*.json' | wc -l) committed records"
+  if [[ -n ${DIR:-} ]]; then  # go on in the folder of an interrupted run: its records,
+    dir=$DIR                    # checkpoints (resumed) and worktree are kept
+    test -d "$dir/src" || { echo "no worktree in $dir" >&2; exit 2; }
+    commit=$(git -C "$dir/src" rev-parse HEAD)
+    echo "going on at ${commit:0:10} in $dir ($(find "$dir/store" -name '*.json' 2>/dev/null | wc -l) records)"
+  else
+    commit=$(git -C "$repo" rev-parse "${2:-HEAD}")
+    dir=$(mktemp -d /tmp/repro-regen.XXXXXX)
+    echo "regenerating at ${commit:0:10} in $dir"
+    git -C "$repo" worktree add --detach "$dir/src" "$commit" >/dev/null
+    if [[ -n ${REUSE:-} ]]; then  # `repro launch` keeps every record that is still fresh
+      cp -r "$dir/src/results/store" "$dir/store"
+      echo "starting from the $(find "$dir/store" -name '*.json' | wc -l) committed records"
+    fi
   fi
   export PYTHONPATH="$dir/src" REPRO_STORE="$dir/store" REPRO_RUNS="$dir/runs" \
     REPRO_LOGS="$dir/logs" REPRO_DATA="$dir/data" REPRO_CACHE="$dir/cache"

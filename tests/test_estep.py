@@ -51,3 +51,15 @@ def test_cluster_features_finds_planted_clusters():
     assert abs(float(first.phi.mean()) - 0.2) < 1e-5
     none = cluster_features(feats, [4], temperature=None, nredo=1)[0]
     assert torch.equal(none.phi, torch.ones(4))
+
+
+def test_keep_empty_clusters_reaches_kmeans_and_gives_a_zero_prototype():
+    # two distinct points, many copies: k-means++'s third seed duplicates one of them, so one
+    # of the two equal centroids wins no point. ProPos (torch_clustering) keeps it empty.
+    feats = torch.tensor([[1.0, 0.0]] * 20 + [[0.0, 1.0]] * 20)
+    (kept,) = cluster_features(feats, [3], temperature=None, spherical=True, init="kmeans++",
+                               nredo=1, niter=10, empty_clusters="keep")
+    sizes = torch.bincount(kept.assignments, minlength=3)
+    assert sorted(sizes.tolist()) == [0, 20, 20]
+    empty = int(torch.nonzero(sizes == 0))
+    assert torch.equal(kept.prototypes[empty], torch.zeros(2))

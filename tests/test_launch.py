@@ -159,3 +159,26 @@ def test_checkpoint_resume_after_kill_equals_uninterrupted(isolated):
     for name in a["encoders"]:
         for k, v in a["encoders"][name].items():
             assert torch.equal(v, b["encoders"][name][k]), (name, k)
+
+
+def test_an_evaluation_uses_the_jobs_gpu_when_it_has_one(isolated, monkeypatch):
+    """Feature extraction (and protocols that train on the backbone) get ``device="cuda"``
+    when the job sees a GPU, as pretraining does; here the GPU is pretended and the spy runs
+    the extraction on CPU."""
+    import repro.features as F
+
+    table = load_table(TINY)
+    launch(table, "smoke", "debug", log=lambda m: None)
+    job = next(j for j in jobs.expand(table, "smoke", {"digits": "real"}) if j.kind == "eval")
+    store.record_path(job.key).unlink()
+    seen, real = [], F.cached_features
+
+    def spy(backbone, ref, **kw):
+        seen.append(kw["device"])
+        return real(backbone, ref, **{**kw, "device": "cpu"})
+
+    monkeypatch.setattr(F, "cached_features", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    out = launch(table, "smoke", "debug", log=lambda m: None)
+    assert [j.key for j in out["todo"]] == [job.key] and not out["failures"]
+    assert seen == ["cuda", "cuda"]  # train and test features

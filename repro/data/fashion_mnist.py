@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Xiao et al. 2017): 28x28 grey images of 10 clothing classes, served as RGB.
+"""Fashion-MNIST (Xiao et al. 2017): 28x28 grey images of 10 clothing classes, served grey.
 
 The original gzipped IDX files (the ones torchvision's ``FashionMNIST`` downloads) are looked
 for, per split, in these folders in order; the first holding both files of the split wins:
@@ -12,7 +12,12 @@ Each file may be gzipped (``<name>.gz``) or not (``<name>``); the unzipped one i
 folder holds both (torchvision's download leaves both). ``repro.data.fingerprint`` mirrors this
 search (``FASHION_MNIST_*``; a test checks the copies).
 
-The grey level is repeated in the three channels: the backbones take RGB input.
+Images are served as grey (mode "L") PIL images; the transforms of ``repro.data.transforms``
+repeat the grey level in the three channels after ``ToTensor`` (``GREY_DATASETS``), so the
+backbones get RGB input. NOTE: the same tensors as serving RGB images (every augmentation of
+the recipes treats the three equal channels alike and draws the same random numbers; a test
+checks it bit for bit) at about half the augmentation cost, which at 28 px is most of a
+pretraining's time.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shi
            "Bag", "Ankle boot")
 
 
-class GreyAsRGB:
-    """Grey images held as a uint8 N x H x W array, served as PIL RGB images (grey repeated)."""
+class Grey:
+    """Grey images held as a uint8 N x H x W array, served as grey (mode "L") PIL images."""
 
     def __init__(self, images: np.ndarray):
         if images.ndim != 3 or images.dtype != np.uint8:
@@ -57,7 +62,7 @@ class GreyAsRGB:
         return len(self.images)
 
     def __getitem__(self, j: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(np.ascontiguousarray(self.images[j])).convert("RGB"), -1
+        return Image.fromarray(np.ascontiguousarray(self.images[j]), mode="L"), -1
 
 
 def search_folders(root: Path) -> list[Path]:
@@ -120,7 +125,7 @@ def read_idx(path: Path, labels: bool) -> np.ndarray:
     return _decode(str(Path(path).resolve()), labels, st.st_size, st.st_mtime_ns)
 
 
-def fashion_mnist(root: Path, split: str) -> tuple[GreyAsRGB | Concat, np.ndarray]:
+def fashion_mnist(root: Path, split: str) -> tuple[Grey | Concat, np.ndarray]:
     bases, targets = [], []
     for part in split.split("+"):
         images_file, labels_file = split_files(root, part)
@@ -128,7 +133,7 @@ def fashion_mnist(root: Path, split: str) -> tuple[GreyAsRGB | Concat, np.ndarra
         if len(images) != len(labels):
             raise ValueError(f"dataset 'fashion_mnist': {len(images)} images in {images_file} "
                              f"but {len(labels)} labels in {labels_file}")
-        bases.append(GreyAsRGB(images))
+        bases.append(Grey(images))
         targets.append(labels.astype(np.int64))
     base = bases[0] if len(bases) == 1 else Concat(*bases)
     return base, np.concatenate(targets)

@@ -23,6 +23,10 @@ IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # NOTE: per-channel statistics of each dataset's training images. The authors' repositories use
 # slightly different CIFAR constants from one another; the difference is a fixed affine map of the
 # input, which BN in the first block absorbs.
+# NOTE: STL-10 is not listed: it gets ImageNet's statistics, as ProPos's code does
+# (Hzzone/ProPos models/basic_template.py TrainTask.normalize, 'stl10' -> ImageNet mean/std).
+# The papers differ here: CARL (appendix A.3, no code) normalises with "the dataset's mean and
+# STD" without printing them; its STL-10 recipes get ImageNet's statistics too.
 MEAN_STD = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
@@ -41,9 +45,25 @@ def mean_std(dataset: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return MEAN_STD.get(dataset, IMAGENET_MEAN_STD)
 
 
+# datasets served as grey (mode "L") PIL images: the tensor's grey level is repeated in three
+# channels before normalising (the backbones take RGB)
+GREY_DATASETS = ("fashion_mnist",)
+
+
+class GreyToRGB:
+    """1 x H x W tensor -> 3 x H x W, the grey level in each channel (RGB tensors pass)."""
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+
+    def __repr__(self) -> str:
+        return "GreyToRGB()"
+
+
 def _to_tensor(dataset: str) -> list[Callable]:
     mean, std = mean_std(dataset)
-    return [T.ToTensor(), T.Normalize(mean, std)]
+    grey = [GreyToRGB()] if dataset in GREY_DATASETS else []
+    return [T.ToTensor(), *grey, T.Normalize(mean, std)]
 
 
 def _blur(image_size: int, p: float) -> T.RandomApply:
@@ -95,6 +115,24 @@ def _propos_cifar(size: int, blur: bool) -> list[list[Callable]]:
     return [ops + ([_blur(size, 0.5)] if blur else [])]
 
 
+def _swav(size: int, blur: bool) -> list[list[Callable]]:
+    # SwAV's multi-crop (facebookresearch/swav @ 04b8f43 src/multicropdataset.py, scripts
+    # swav_{200,800}ep*_pretrain.sh: --size_crops 224 96 --min_scale_crops 0.14 0.05
+    # --max_scale_crops 1. 0.14): views 0-1 of `size` px at scale 0.14-1, views 2-7 of
+    # size * 96/224 px at scale 0.05-0.14 (n_views 8 = 2 + 6); each: flip, colour distortion
+    # s = 1 (jitter 0.8/0.8/0.8/0.2 p = 0.8, grayscale p = 0.2), Gaussian blur p = 0.5 with a
+    # 23-px kernel at every size, sigma U(0.1, 2.0).
+    def view(side: int, scale: tuple[float, float]) -> list[Callable]:
+        ops = [T.RandomResizedCrop(side, scale=scale), T.RandomHorizontalFlip(),
+               T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(p=0.2)]
+        kernel = min(23, (side - 1) // 2 * 2 + 1)  # 23 unless the crop is smaller
+        return ops + ([T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5)]
+                      if blur else [])
+
+    small = round(size * 96 / 224)
+    return [view(size, (0.14, 1.0))] * 2 + [view(small, (0.05, 0.14))] * 6
+
+
 # name -> (recipe, whether the recipe blurs at ImageNet resolution)
 RECIPES = {
     "byol": (_byol, True),
@@ -102,6 +140,7 @@ RECIPES = {
     "moco_v2": (_moco_v2, True),
     "propos_cifar": (_propos_cifar, False),
     "simclr": (_simclr, True),
+    "swav": (_swav, True),
 }
 
 
@@ -137,16 +176,31 @@ def build_views(name: str, image_size: int, n_views: int = 2, blur: bool | None 
     return MultiView([T.Compose(ops + tail) for ops in recipe(image_size, blur)], n_views)
 
 
+# ImageNet subsets only ProPos evaluates (96 px in its Table 2). Its test transform
+# (Hzzone/ProPos models/basic_template.py TrainTask.test_transform, with --test_resized_crop as
+# config/imagenetdogs_r34_propos.yml sets, and set_loader warns for any 'imagenet' dataset
+# without it): Resize(256) + CenterCrop(224), then PIL ``image.resize((size, size))``
+# (Pillow's default filter, bicubic), skipped when the image already has that size.
+PROPOS_IMAGENET_SUBSETS = ("imagenet10", "imagenet_dogs")
+
+
 def eval_transform(image_size: int, dataset: str) -> T.Compose:
     """Deterministic evaluation transform.
 
     Fixed-size datasets of at most 96 px (CIFAR, digits, STL-10, ImageNet 64x64, Tiny ImageNet):
-    resize to ``image_size`` if it differs, no crop. Datasets of larger, varying images:
-    ImageNet-style Resize(256/224 * size) + CenterCrop(size).
+    resize to ``image_size`` if it differs, no crop (ProPos's test transform on CIFAR and
+    STL-10). ProPos's ImageNet subsets: Resize(256) + CenterCrop(224) + bicubic resize to
+    ``image_size`` (ProPos's code). Other datasets of larger, varying images: ImageNet-style
+    Resize(256/224 * size) + CenterCrop(size). At 224 px the last two are the same.
     """
     native = dataset_info(dataset).image_size
     if native <= FIXED_SIZE_MAX:
         ops = [] if native == image_size else [T.Resize((image_size, image_size))]
+    elif dataset in PROPOS_IMAGENET_SUBSETS:
+        ops = [T.Resize(256), T.CenterCrop(224)]
+        if image_size != 224:
+            ops.append(T.Resize((image_size, image_size),
+                                interpolation=T.InterpolationMode.BICUBIC))
     else:
         ops = [T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)]
     return T.Compose(ops + _to_tensor(dataset))

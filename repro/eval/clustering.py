@@ -99,17 +99,21 @@ def clustering(
     niter: int = 300,
     spherical: bool = True,
     init: str = "kmeans++",
+    empty_clusters: str = "keep",
+    tol: float = 1e-4,
     normalize: bool = True,
     metrics: Sequence[str] = METRICS,
     max_points_per_centroid: int = 1_000_000,
     gpu: bool | None = None,
 ) -> dict:
-    """k-means (faiss) on frozen features of ``on``, then NMI/ACC/ARI/AMI as fractions.
+    """k-means on frozen features of ``on``, then NMI/ACC/ARI/AMI as fractions.
 
-    Defaults are ProPos's evaluation (spherical k-means, k-means++, 300 iterations, 10
-    restarts, lowest inertia wins, on train+test, k = number of classes). PCL's ImageNet AMI
-    (k=25000) is ``on="train", k=25000, init="random", spherical=False, restarts=5, niter=20``.
-    ``max_points_per_centroid`` is large so faiss clusters every point (no subsampling).
+    Defaults are ProPos's evaluation, its torch_clustering k-means (spherical, k-means++, up to
+    300 iterations, tol 1e-4, 10 restarts, lowest inertia wins, empty clusters kept empty, on
+    train+test, k = number of classes). PCL's ImageNet AMI (k=25000) is faiss, PCL's E-step:
+    ``on="train", k=25000, init="random", spherical=False, restarts=5, niter=20,
+    empty_clusters="split"``. ``max_points_per_centroid`` is large so faiss clusters every
+    point (no subsampling).
     """
     x, y = select_split(train, test, on)
     x = np.asarray(x, np.float32)
@@ -117,8 +121,8 @@ def clustering(
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     k = k or len(np.unique(y))
     result = faiss_kmeans(x, k, niter=niter, nredo=restarts, seed=seed, spherical=spherical,
-                          init=init, max_points_per_centroid=max_points_per_centroid,
-                          gpu=gpu)
+                          init=init, empty_clusters=empty_clusters, tol=tol,
+                          max_points_per_centroid=max_points_per_centroid, gpu=gpu)
     out = clustering_metrics(y, result.assignments, metrics)
     out["imbalance"] = cluster_imbalance(result.assignments, k)
     out["uniformity_std"] = uniformity_std(x)

@@ -9,9 +9,15 @@ Solver settings follow Goyal et al. 2019 (the low-shot / VOC07 SVM protocol):
 {+1: 2, -1: 1}, bias feature 1 (scikit-learn ``LinearSVC``'s intercept, regularised), tol
 1e-4 (liblinear's own default is 0.1; we always pass it explicitly).
 
-NOTE: liblinear-official hard-codes 1000 outer iterations for the dual solvers (the
-protocol's ``LinearSVC(max_iter=2000)`` is not settable); ``max_iter`` is recorded but
-cannot raise that cap.
+NOTE: PCL's code (``eval_svm_voc.py``) fits scikit-learn ``LinearSVC(dual=True,
+max_iter=2000, tol=1e-4)``, whose bundled liblinear runs up to 2000 dual coordinate-descent
+passes. liblinear-official 2.50 (ours) caps ``-s 1`` at 300 passes (``linear.cpp``
+``train_one``: ``dual_solver_max_iter = 300``) and, when a fit reaches the cap, prints
+"Switching to use -s 2" and re-solves the same problem (L2-regularised squared hinge, bias
+regularised) with its primal trust-region Newton solver, at tolerance
+0.1 x eps x max(min(#pos, #neg), 1) / #instances. No option sets the cap (the Python
+binding parses only -s -c -p -n -e -B -v -w -q -C -R), so there is no ``max_iter``
+parameter; the two reach the same optimum up to their stopping rules.
 NOTE: liblinear draws its coordinate order from libc ``rand()``, a process-global
 generator it never seeds. We call ``srand(seed)`` before every fit, so a fit depends only
 on its own inputs, not on what ran before it in the process. Threads would share that
@@ -34,6 +40,13 @@ from scipy import sparse
 
 _LIBC = ctypes.CDLL(None)
 POS_WEIGHT, NEG_WEIGHT = 2.0, 1.0
+LIBLINEAR_VERSION = ctypes.c_int.in_dll(_clib, "liblinear_version").value  # e.g. 250 = 2.50
+
+
+def solver_record(tol: float) -> dict:
+    """What a fit ran, for a result's artifacts (2.50: -s 1, -s 2 after 300 passes, see NOTE)."""
+    return {"liblinear": "-s 1", "version": LIBLINEAR_VERSION, "tol": tol,
+            "class_weight": {"+1": POS_WEIGHT, "-1": NEG_WEIGHT}, "bias": 1.0}
 
 
 def svm_normalize(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from repro.eval.average_precision import ranking_ap
-from repro.eval.liblinear_svm import decision_values, fit_grid, svm_normalize
+from repro.eval.liblinear_svm import decision_values, fit_grid, solver_record, svm_normalize
 from repro.eval.types import Features
 
 VOC07_COSTS = (0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 50.0, 100.0, 1000.0)
@@ -70,13 +70,12 @@ def _val_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.n
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _svm_protocol(train, test, *, seed, costs, cost_policy, val_fraction, tol, max_iter,
-                  n_jobs, labels_of, score_of, metric):
+def _svm_protocol(train, test, *, seed, costs, cost_policy, val_fraction, tol, n_jobs,
+                  labels_of, score_of, metric):
     policy = _check_policy(costs, cost_policy)
     x_tr, x_te = svm_normalize(train.x), svm_normalize(test.x)
     labels = labels_of(train.y)
-    artifacts = {"solver": {"liblinear": "-s 1", "tol": tol, "max_iter": max_iter,
-                            "class_weight": {"+1": 2.0, "-1": 1.0}, "bias": 1.0}}
+    artifacts = {"solver": solver_record(tol)}
     if policy == "val":
         fit_rows, val_rows = _val_split(len(x_tr), val_fraction, seed)
         val_scores = _sweep(x_tr[fit_rows], labels[fit_rows], x_tr[val_rows], costs, tol,
@@ -110,7 +109,6 @@ def svm_voc07(
     cost_policy: str = "test",
     val_fraction: float = 0.2,
     tol: float = 1e-4,
-    max_iter: int = 2000,
     n_jobs: int = 2,
 ) -> dict:
     """VOC07 classification mAP (%) of per-class linear SVMs on frozen features."""
@@ -118,7 +116,7 @@ def svm_voc07(
         raise ValueError("svm_voc07: labels must be N x C multi-label {1, 0, -1} arrays")
     return _svm_protocol(
         train, test, seed=seed, costs=list(costs), cost_policy=cost_policy,
-        val_fraction=val_fraction, tol=tol, max_iter=max_iter, n_jobs=n_jobs,
+        val_fraction=val_fraction, tol=tol, n_jobs=n_jobs,
         labels_of=voc_binary_labels, score_of=voc_map, metric="mAP",
     )
 
@@ -132,7 +130,6 @@ def svm_places205(
     cost_policy: str = "test",
     val_fraction: float = 0.2,
     tol: float = 1e-4,
-    max_iter: int = 2000,
     n_jobs: int = 2,
     num_classes: int | None = None,
 ) -> dict:
@@ -142,7 +139,7 @@ def svm_places205(
     c = num_classes or int(max(train.y.max(), test.y.max())) + 1
     return _svm_protocol(
         train, test, seed=seed, costs=list(costs), cost_policy=cost_policy,
-        val_fraction=val_fraction, tol=tol, max_iter=max_iter, n_jobs=n_jobs,
+        val_fraction=val_fraction, tol=tol, n_jobs=n_jobs,
         labels_of=lambda y: _one_vs_rest(y, c), score_of=lambda s, y: (top1(s, y), None),
         metric="top1",
     )

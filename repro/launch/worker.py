@@ -92,13 +92,19 @@ def _pretrain_run(job: dict, pre_dir: Path, store_dir) -> str:
     return pre["run_id"]
 
 
-def _load_encoder_or_move_aside(pre_dir: Path, encoder: str):
-    """Load a pretrained encoder; unreadable encoders are moved aside (so the next launch
-    retrains them instead of failing the same way forever) and the error says so."""
+def _load_encoder_or_move_aside(pre_dir: Path, encoder: str, layer: str = "pooled",
+                                recipe: dict | None = None):
+    """Load a pretrained encoder as (module, feature dim): the trunk, or for the
+    ``embedding`` layer the trunk with its projection head (dim None). Unreadable encoders are
+    moved aside (so the next launch retrains them instead of failing the same way forever)
+    and the error says so."""
     from repro.train.checkpoint import UnreadableCheckpoint, move_aside
+    from repro.train.embedding import load_embedder
     from repro.train.pretrain import ENCODERS, load_encoder
 
     try:
+        if layer == "embedding":
+            return load_embedder(pre_dir, encoder, recipe), None
         return load_encoder(pre_dir, encoder)
     except UnreadableCheckpoint as err:
         moved = move_aside(pre_dir / ENCODERS, "unreadable")
@@ -107,6 +113,8 @@ def _load_encoder_or_move_aside(pre_dir: Path, encoder: str):
 
 
 def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
+    import torch
+
     from repro import fingerprint as FP
     from repro.eval import PROTOCOL_INPUTS, PROTOCOLS
     from repro.eval.types import ModelData
@@ -120,14 +128,23 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
     fp, data = _fingerprint(job)
     fp["pretrain_run"] = run_id
     encoder = ev.get("encoder", "query")
-    backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder)
     feat_cfg = dict(ev.get("features", {}))
     image_size = feat_cfg.pop("image_size", payload["recipe"]["views"]["image_size"])
+    layer = feat_cfg.get("layer", "pooled")
+    if layer == "embedding" and PROTOCOL_INPUTS[ev["protocol"]] != "features":
+        raise ValueError(f"{job['label']}: features.layer 'embedding' is for feature "
+                         f"protocols; {ev['protocol']!r} trains on the backbone itself")
+    backbone, feat_dim = _load_encoder_or_move_aside(pre_dir, encoder, layer,
+                                                     payload["recipe"])
     fn = PROTOCOLS.resolve(ev["protocol"])
-    _log(f"{job['label']}: {ev['protocol']} on {ev['train']} / {ev['test']}")
+    params = dict(ev.get("params", {}))
+    # the job's GPU when it has one (Slurm's --gpus-per-node), as pretraining does: feature
+    # extraction and the protocols that train a model on the backbone run there
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    _log(f"{job['label']}: {ev['protocol']} on {ev['train']} / {ev['test']} ({device})")
     if PROTOCOL_INPUTS[ev["protocol"]] == "features":
         common = dict(cache_dir=pre_dir / "features", encoder=encoder, image_size=image_size,
-                      log=_log, **feat_cfg)
+                      log=_log, device=device, **feat_cfg)
         feats = {}
         for part in ("train", "test"):
             ref = ev[part]
@@ -135,7 +152,7 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
             made_by = {"run": run_id, "data": data[FP.data_key(ref)],
                        "code": FP.features_code(payload["recipe"], ref["dataset"])["code"]}
             feats[part] = cached_features(backbone, ref, made_by=made_by, **common)
-        result = fn(feats["train"], feats["test"], seed=payload["seed"], **ev.get("params", {}))
+        result = fn(feats["train"], feats["test"], seed=payload["seed"], **params)
     else:
         from repro.data import DATASET_INFO, build_dataset, data_root
         from repro.data.transforms import eval_transform, probe_transform
@@ -148,7 +165,8 @@ def run_eval(job: dict, store_dir: str | None, runs_dir: str | None) -> dict:
         data = ModelData(train=sets["train"], test=sets["test"], feat_dim=feat_dim,
                          num_classes=DATASET_INFO[ev["train"]["dataset"]].num_classes,
                          root=str(data_root()))
-        result = fn(backbone, data, seed=payload["seed"], **ev.get("params", {}))
+        params.setdefault("device", device)
+        result = fn(backbone, data, seed=payload["seed"], **params)
     result = dict(result)
     extra = {"selection": result.pop("selection", {}), "artifacts": result.pop("artifacts", {}),
              "eval": ev, "pretrain_key": payload["pretrain_key"], "fingerprint": fp}

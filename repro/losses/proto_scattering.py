@@ -10,7 +10,9 @@ i.e. logits = mu mu^T / T with the diagonal replaced by mu_k.mu'_k / T, target =
 Empty clusters (K > batch; "we zero out the losses and logits of empty clusters"), as the
 authors' code does: the columns of clusters absent from the batch are set to -10 (so
 exp(-10) still enters each present row's denominator), the rows of absent clusters
-contribute 0, and the sum is divided by the number of present clusters.
+contribute 0, and the sum is divided by the number of present clusters. Which clusters count
+as present is the caller's ``present`` mask: under DDP the authors take it from each rank's own
+batch while the centres come from the gathered batch (``repro.methods.propos``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,12 @@ the entropic equipartition problem (eq. 3) by Sinkhorn-Knopp on exp(s / eps) (3 
 eps 0.05, as the authors' code): rows (prototypes) get mass 1/K, columns (samples) 1/B, and
 Q is rescaled so each sample's code sums to 1. Swapped prediction (eq. 1-2):
     L = -1/2 sum_b [ q_b^(2) . log softmax(s_b^(1) / T) + q_b^(1) . log softmax(s_b^(2) / T) ]
-averaged over the batch. Under DDP the column/row sums are all-reduced, as in the authors' code.
+averaged over the batch.
+Under DDP the codes are those of one Sinkhorn over the batches of all ranks, as the authors'
+``distributed_sinkhorn`` (facebookresearch/swav main_swav.py at 5e073db, last function):
+B = local rows x world size, and the total and the row (prototype) sums are all-reduced.
+NOTE: the authors exponentiate exp(scores / eps) directly; we subtract the max score first for
+stability, the max over all ranks (all-reduce MAX), so the codes are unchanged.
 """
 
 from __future__ import annotations
@@ -20,21 +25,22 @@ from repro.distributed import is_distributed, world_size
 @torch.no_grad()
 def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
     """Codes B x K (each row sums to 1) for scores B x K (B = this rank's rows)."""
-    q = torch.exp((scores.float() - scores.float().max()) / eps).t()  # K x B
-    # NOTE: the max is subtracted before exp for stability; Sinkhorn's normalisations make
-    # the result identical to the authors' exp(scores / eps).
-    k, b_local = q.shape
-    b = b_local * world_size()
     distributed = is_distributed() and world_size() > 1
 
-    def _sum(x):
+    def _all(x, op=dist.ReduceOp.SUM):
         if distributed:
-            dist.all_reduce(x)
+            dist.all_reduce(x, op=op)
         return x
 
-    q /= _sum(q.sum())
+    scores = scores.float()
+    # a per-rank max would scale each rank's columns differently and change the codes
+    top = _all(scores.max().clone(), dist.ReduceOp.MAX)
+    q = torch.exp((scores - top) / eps).t()  # K x B
+    k, b_local = q.shape
+    b = b_local * world_size()
+    q /= _all(q.sum())
     for _ in range(n_iters):
-        q /= _sum(q.sum(dim=1, keepdim=True))  # rows: each prototype mass 1/K
+        q /= _all(q.sum(dim=1, keepdim=True))  # rows: each prototype mass 1/K
         q /= k
         q /= q.sum(dim=0, keepdim=True)  # columns: each sample mass 1/B
         q /= b

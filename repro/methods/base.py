@@ -67,6 +67,10 @@ class Method(nn.Module, abc.ABC):
     def on_step_end(self, progress: float) -> None:
         """Called after each optimiser step; ``progress`` in [0, 1] over the whole run."""
 
+    def before_optimizer_step(self) -> None:
+        """Called after the backward pass (gradients already averaged over ranks by DDP) and
+        before the optimiser step, e.g. to drop a parameter's gradient for this step."""
+
     @abc.abstractmethod
     def encoders(self) -> dict[str, nn.Module]:
         """Backbone trunks evaluations may use, by name; "query" is the default."""
@@ -82,15 +86,48 @@ def forward_shuffled_bn(encoder: nn.Module, x: torch.Tensor, bn_splits: int) -> 
 
     Across ranks the batch is shuffled between GPUs, so each BN sees a different sub-batch
     than the query encoder did. NOTE: in one process that has no effect, so, as the MoCo
-    authors' CIFAR demo does with SplitBatchNorm, the shuffled batch is forwarded in
-    ``bn_splits`` chunks, each normalised with its own statistics.
+    authors' CIFAR demo does with SplitBatchNorm (facebookresearch/moco
+    colab/moco_cifar10_demo.ipynb, "Define base encoder" cell), the shuffled batch is
+    normalised in ``bn_splits`` chunks, each with its own statistics, and every BN's running
+    statistics take ONE update per step, with the chunks' mean / unbiased variance averaged
+    (the demo's ``running_mean_split.view(num_splits, C).mean(dim=0)``), at the BN's momentum.
     """
     x_shuffled, idx_unshuffle = batch_shuffle(x)
     if world_size() == 1 and bn_splits > 1 and x.shape[0] >= 2 * bn_splits:
-        out = torch.cat([encoder(c) for c in x_shuffled.chunk(bn_splits)], dim=0)
+        out = _forward_split_bn(encoder, x_shuffled, bn_splits)
     else:
         out = encoder(x_shuffled)
     return batch_unshuffle(out, idx_unshuffle)
+
+
+def _forward_split_bn(encoder: nn.Module, x: torch.Tensor, splits: int) -> torch.Tensor:
+    """``encoder`` on ``splits`` chunks of ``x``; BN running statistics updated once.
+
+    Each chunk starts from the same running statistics, so after chunk s a BN holds
+    (1 - m) r + m stat_s; their average is (1 - m) r + m mean_s(stat_s), the demo's update.
+    """
+    bns = [m for m in encoder.modules()
+           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+           and m.track_running_stats]
+    start = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+             for bn in bns]
+    sums = [(torch.zeros_like(mean), torch.zeros_like(var)) for mean, var, _ in start]
+    outs = []
+    for chunk in x.chunk(splits):
+        for bn, (mean, var, count) in zip(bns, start):
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.num_batches_tracked.copy_(count)
+        outs.append(encoder(chunk))
+        for bn, (mean_sum, var_sum) in zip(bns, sums):
+            mean_sum.add_(bn.running_mean)
+            var_sum.add_(bn.running_var)
+    n = len(outs)
+    for bn, (mean_sum, var_sum), (_, _, count) in zip(bns, sums, start):
+        bn.running_mean.copy_(mean_sum / n)
+        bn.running_var.copy_(var_sum / n)
+        bn.num_batches_tracked.copy_(count + 1)
+    return torch.cat(outs, dim=0)
 
 
 @torch.no_grad()

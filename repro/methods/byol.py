@@ -3,9 +3,14 @@
 Online network f = projector(trunk), predictor g, target f' = EMA of f (eq. 11). Projector and
 predictor are FC-BN-ReLU-FC (hidden 4096, out 256). Loss (ProPos eq. 3 / BYOL eq. 2):
 ||g(f(x)) - f'(x+)||^2 on L2-normalised vectors, symmetrised (swap views, average). Following
-the authors' code: EMA m = 0.996 (BYOL's cosine increase to 1 only with ``momentum_increase``,
-off in the authors' CIFAR configs), shuffled BN for the target, predictor lr x10, predictor
-weights initialised N(0, 0.01) with zero bias.
+the authors' code: EMA base m = 0.996, raised to 1 by BYOL's per-step cosine
+m = 1 - (1 - m_base)(cos(pi k / K) + 1) / 2 when ``momentum_increase`` is on (Hzzone/ProPos
+models/propos/byol.py adjust_learning_rate, k = iteration, K = all iterations). The authors'
+configs turn it on (config/cifar10_r18_byol.yml, cifar20_r18_byol.yml, cifar20_r18_propos.yml,
+cifar20_r34_propos.yml, imagenetdogs_r34_propos.yml, the ImageNet config) except
+cifar10_r18_propos.yml; their flag's default (store_true) and ours is off, so recipes set it.
+Shuffled BN for the target, predictor lr x10, predictor weights initialised N(0, 0.01) with
+zero bias.
 NOTE: the EMA update runs after the optimiser step (``on_step_end``); the authors update the
 target inside ``forward``, i.e. before this step's update (a one-step lag of the target).
 """
@@ -30,7 +35,7 @@ class BYOLConfig:
     dim: int = 256
     hidden_dim: int = 4096
     momentum: float = 0.996
-    momentum_increase: bool = False  # BYOL's cosine schedule of m to 1
+    momentum_increase: bool = False  # BYOL's cosine schedule of m to 1 (on in most ProPos configs)
     symmetric: bool = True
     shuffling_bn: bool = True
     bn_splits: int = 8  # single-process stand-in for shuffled BN (see forward_shuffled_bn)

@@ -2,8 +2,10 @@
 
 PCL (Li et al. 2021, sec. 3.2 and eq. 12): k-means at several granularities, per-cluster
 concentration phi, prototypes = L2-normalised centroids. ProPos (Huang et al. 2022, sec. 3.3)
-uses the same step with spherical k-means and no phi. k-means runs once (on rank 0 under
-DDP) and the result is broadcast; features arrive already gathered and de-duplicated.
+uses the same step with spherical k-means and no phi, and, as its torch_clustering k-means,
+leaves empty clusters empty (``empty_clusters="keep"``; PCL's faiss splits them). k-means runs
+once (on rank 0 under DDP) and the result is broadcast; features arrive already gathered and
+de-duplicated.
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ def cluster_features(
     niter: int = 20,
     nredo: int = 5,
     init: str = "random",
+    empty_clusters: str = "split",
     min_points_per_centroid: int = 10,
     max_points_per_centroid: int = 1000,
 ) -> list[Clustering]:
     """Run k-means for every granularity on N x C features (on rank 0; others receive it).
 
     ``temperature=None`` skips phi (ProPos). Granularity m uses k-means seed m, as the
-    authors' code does.
+    authors' code does. ``empty_clusters``: see ``repro.cluster.kmeans``; a kept empty
+    cluster's prototype is the zero vector.
     """
     device = features.device
     result = None
@@ -70,7 +74,7 @@ def cluster_features(
         for seed, k in enumerate(num_clusters):
             km = faiss_kmeans(
                 x, k, niter=niter, nredo=nredo, seed=seed, spherical=spherical, init=init,
-                min_points_per_centroid=min_points_per_centroid,
+                empty_clusters=empty_clusters, min_points_per_centroid=min_points_per_centroid,
                 max_points_per_centroid=max_points_per_centroid,
             )
             if temperature is None:

@@ -7,6 +7,11 @@ training set under the evaluation transform -> hard pseudo-labels p(k|x).
 M-step (eq. 12): L = L_psa (eq. 10) + psl_weight * L_psl (eq. 4), both symmetrised; PSA noise
 sigma and PSL are off during the first ``warmup_epochs`` (the authors' lr warm-up, 50 epochs).
 In-batch centres (eq. 6-7) use the whole (all-gathered) batch, online with gradient.
+Under DDP, as the authors' ``byol_wrapper.py`` (Hzzone/ProPos at cc35d8c): each rank's PSL
+gradient reaches only its own rows (``GatherLayer``, L175; ``gather_with_grad(...,
+reduce_grads=False)``), so after DDP's averaging PSL's gradient is 1/W of the one-process one;
+the absent-cluster mask is taken from this rank's labels (L183; the gathered batch plus the
+queue with a queue, L178-180).
 Options from the authors' code: memory queue of target features for the centres (sec. 5.9,
 ``queue_size``), cluster-size resampling of the training set (``data_resample``: sample
 weights N / n_k, drawn with replacement).
@@ -74,9 +79,8 @@ class ProPos(BYOL):
         (clustering,) = cluster_features(
             features, [cfg.num_clusters], temperature=None, spherical=True, init="kmeans++",
             niter=cfg.kmeans_niter, nredo=cfg.kmeans_nredo,
-            # every sample takes part, as in the authors' torch k-means (faiss would
-            # otherwise subsample to 1000 points per centroid)
-            max_points_per_centroid=max(1000, -(-features.shape[0] // cfg.num_clusters)),
+            # torch_clustering's k-means: empty clusters stay empty, every sample takes part
+            empty_clusters="keep",
         )
         self.pseudo_labels = clustering.assignments.to(self.queue.device)
         return self._resample_log()
@@ -89,19 +93,22 @@ class ProPos(BYOL):
             self.sample_weights = (self.pseudo_labels.numel() / counts)[self.pseudo_labels].cpu()
         return {"cluster_imbalance": float(counts.min() / counts.max())}
 
-    def _centres(self, q: torch.Tensor, k: torch.Tensor, labels: torch.Tensor):
-        """Online/target centres (K x C) of the gathered batch (+ queue) and the present mask."""
-        all_q = F.normalize(gather_with_grad(q), dim=1)  # (W*N) x C
+    def _psl(self, q, k, labels, local_labels):
+        """PSL of the gathered batch (+ queue) for this rank's q, k (N x C) under the gathered
+        labels (W*N); returns (loss, present: K bool mask of the clusters it counts)."""
+        all_q = F.normalize(gather_with_grad(q, reduce_grads=False), dim=1)  # (W*N) x C
         all_k = concat_all_gather(k)  # (W*N) x C
+        mask_labels = local_labels  # clusters absent from this rank's batch are masked
         if self.cfg.queue_size > 0:
             filled = self.queue_index >= 0
             queue_labels = self.pseudo_labels[self.queue_index[filled]]
             all_q = torch.cat([all_q, self.queue[filled]])
             all_k = torch.cat([all_k, self.queue[filled]])
-            labels = torch.cat([labels, queue_labels])
+            labels = mask_labels = torch.cat([labels, queue_labels])
         kc = self.cfg.num_clusters
-        present = torch.bincount(labels, minlength=kc) > 0  # K
-        return cluster_centres(all_q, labels, kc), cluster_centres(all_k, labels, kc), present
+        present = torch.bincount(mask_labels, minlength=kc) > 0  # K
+        q_c, k_c = cluster_centres(all_q, labels, kc), cluster_centres(all_k, labels, kc)
+        return proto_scattering_loss(q_c, k_c, present, self.cfg.temperature), present
 
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor, index: torch.Tensor) -> None:
@@ -118,17 +125,17 @@ class ProPos(BYOL):
         directions = [(views[0], views[1]), (views[1], views[0])]
         if not self.cfg.symmetric:
             directions = directions[:1]
-        labels = None
+        labels = local_labels = None
         if active:
-            labels = concat_all_gather(self.pseudo_labels[index.to(self.pseudo_labels.device)])
+            local_labels = self.pseudo_labels[index.to(self.pseudo_labels.device)]  # N
+            labels = concat_all_gather(local_labels)  # W*N
         align_terms, psl_terms, keys = [], [], []
         for x_q, x_k in directions:
             q, k, align = self.branch(x_q, x_k, sigma)
             align_terms.append(align)
             keys.append(k)
             if active:
-                q_c, k_c, present = self._centres(q, k, labels)
-                psl_terms.append(proto_scattering_loss(q_c, k_c, present, self.cfg.temperature))
+                psl_terms.append(self._psl(q, k, labels, local_labels)[0])
         align = torch.stack(align_terms).mean()
         out = {"psa": align.detach()}
         loss = align

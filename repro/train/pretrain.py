@@ -28,6 +28,7 @@ from repro.methods import METHODS
 from repro.methods.base import EpochContext
 from repro.models import build_backbone
 from repro.train.checkpoint import UnreadableCheckpoint, load, move_aside, save_atomic
+from repro.train.embedding import head_states
 from repro.train.schedules import lr_factor
 
 CHECKPOINT = "checkpoint.pt"
@@ -53,24 +54,38 @@ def build_method(recipe: dict):
 
 
 def build_optimizer(method: nn.Module, optim: dict) -> torch.optim.Optimizer:
+    """SGD, LARS (SimCLR/BYOL: biases and BN excluded) or LARC (SwAV: every parameter).
+
+    A method's group may carry ``lr_scale`` (its lr = base lr x scale) and ``fixed_lr``
+    (its lr stays there, outside the schedule: SimSiam's ``--fix-pred-lr``).
+    """
     groups = []
     for group in method.param_groups():
         scale = group.pop("lr_scale", 1.0)
-        groups.append({**group, "lr": optim["lr"] * scale, "lr_scale": scale})
+        fixed = group.pop("fixed_lr", False)
+        groups.append({**group, "lr": optim["lr"] * scale, "lr_scale": scale, "fixed_lr": fixed})
     name = optim.get("name", "sgd")
     if name == "sgd":
         return torch.optim.SGD(
             groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
             weight_decay=optim.get("weight_decay", 0.0),
         )
-    if name == "lars":
+    if name == "lars" or name == "larc":
         from repro.train.lars import LARS
 
         return LARS(
             groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
-            weight_decay=optim.get("weight_decay", 0.0),
+            weight_decay=optim.get("weight_decay", 0.0), larc=name != "lars",
         )
-    raise ValueError(f"optim.name must be 'sgd' or 'lars', got {name!r}")
+    raise ValueError(f"optim.name must be 'sgd', 'lars' or 'larc', got {name!r}")
+
+
+def set_learning_rates(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> None:
+    """Each group's lr = base_lr x its ``lr_scale`` x the schedule's ``factor`` (x 1 when the
+    group has ``fixed_lr``)."""
+    for group in optimizer.param_groups:
+        scheduled = 1.0 if group.get("fixed_lr", False) else factor
+        group["lr"] = base_lr * group.get("lr_scale", 1.0) * scheduled
 
 
 def _autocast(precision: str, device: torch.device):
@@ -204,6 +219,11 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                          f"{len(dataset)} training samples")
     extract = make_extractor(recipe, device, batch_size=max(local_bs, 256))
     epochs = optim["epochs"]
+    monitor = None
+    if recipe.get("monitor", {}).get("knn") and D.rank() == 0:
+        from repro.train.monitor import KnnMonitor
+
+        monitor = KnnMonitor(recipe["monitor"]["knn"], recipe["views"]["image_size"], device)
     t_start, images_seen = time.time(), 0
 
     for epoch in range(start_epoch, epochs):
@@ -227,9 +247,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         sums: dict[str, float] = {}
         model.train()
         for step, (images, _, index) in enumerate(loader):
-            factor = lr_factor(optim, epoch, step, steps)
-            for group in optimizer.param_groups:
-                group["lr"] = optim["lr"] * group.get("lr_scale", 1.0) * factor
+            set_learning_rates(optimizer, optim["lr"], lr_factor(optim, epoch, step, steps))
             images = [v.to(device, non_blocking=True) for v in images]
             if runtime.get("channels_last"):
                 images = [v.contiguous(memory_format=torch.channels_last) for v in images]
@@ -243,6 +261,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            method.before_optimizer_step()
             scaler.step(optimizer)
             scaler.update()
             method.on_step_end((epoch * steps + step + 1) / (epochs * steps))
@@ -252,6 +271,8 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         epoch_log.update({k: v / max(steps, 1) for k, v in sums.items()})
         epoch_log["epoch"] = epoch
         epoch_log["lr"] = optimizer.param_groups[0]["lr"]
+        if monitor is not None and monitor.due(epoch, epochs):
+            epoch_log["knn_top1"] = monitor(method)
         history.append(epoch_log)
         log(f"epoch {epoch + 1}/{epochs} " + " ".join(
             f"{k}={v:.4g}" for k, v in epoch_log.items() if k != "epoch"))
@@ -272,6 +293,7 @@ def pretrain(recipe: dict, run_dir: Path, *, seed: int, log: Callable = print,
         save_atomic({
             "backbone": dict(recipe["backbone"]),
             "encoders": {name: m.state_dict() for name, m in method.encoders().items()},
+            "heads": head_states(method),  # for the ``embedding`` feature layer
             "tag": tag,
         }, run_dir / ENCODERS)
         write_run_info(run_dir, tag)

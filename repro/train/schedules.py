@@ -10,14 +10,21 @@ def lr_factor(optim: dict, epoch: int, step: int, steps_per_epoch: int) -> float
 
     ``schedule``: "step" (x ``gamma`` at each of ``milestones``; PCL v1/MoCo v1),
     "cosine" (per epoch as MoCo v2/PCL v2 code does, or per step with ``per_step``),
-    "constant". ``warmup_epochs`` adds a linear warm-up from 0 (per step), as ProPos/BYOL do.
+    "constant". ``warmup_epochs`` adds a linear warm-up (per step): from 0, iteration i of W
+    at (i + 1) / W, as ProPos/BYOL do; or, with ``warmup_start_lr`` s (null: from 0), SwAV's
+    ``np.linspace(start_warmup, base_lr, W)`` (facebookresearch/swav main_swav.py, main():
+    ``warmup_lr_schedule``): iteration i at s + (lr - s) * i / (W - 1).
     """
     total = optim["epochs"]
     per_step = optim.get("per_step", False)
     t = epoch + (step / steps_per_epoch if per_step else 0.0)
     warmup = optim.get("warmup_epochs", 0)
     if warmup and epoch + step / steps_per_epoch < warmup:
-        return (epoch + (step + 1) / steps_per_epoch) / warmup
+        iteration, iterations = epoch * steps_per_epoch + step, warmup * steps_per_epoch
+        if optim.get("warmup_start_lr") is None:
+            return (iteration + 1) / iterations
+        start = optim["warmup_start_lr"] / optim["lr"]
+        return start + (1.0 - start) * iteration / max(iterations - 1, 1)
     name = optim.get("schedule", "constant")
     if name == "step":
         passed = sum(1 for m in optim.get("milestones", []) if epoch >= m)

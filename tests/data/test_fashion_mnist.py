@@ -74,18 +74,50 @@ def test_sizes_and_balanced_labels(debian, train):
     assert np.asarray(both[60000][0]).tobytes() == np.asarray(test[0][0]).tobytes()
 
 
-def test_first_training_sample_is_an_ankle_boot_served_as_rgb(train):
+def test_first_training_sample_is_an_ankle_boot_served_grey(train):
     base, targets = train
     assert targets[0] == 9 and FM.CLASSES[9] == "Ankle boot"
     ds = build_dataset("fashion_mnist", "train", None, root=Path("/nonexistent-data-root"))
     image, target, index = ds[0]
     assert isinstance(image, Image.Image) and (target, index) == (9, 0)
-    assert image.mode == "RGB" and image.size == (28, 28)
-    pixels = np.asarray(image)
+    assert image.mode == "L" and image.size == (28, 28)
     for j in (0, 1, 59999):
-        grey = base.images[j]
-        assert np.array_equal(np.asarray(base[j][0]), np.repeat(grey[..., None], 3, axis=2))
-    assert np.array_equal(pixels[..., 0], base.images[0]) and pixels.max() > 0
+        assert np.array_equal(np.asarray(base[j][0]), base.images[j])
+    assert np.asarray(image).max() > 0
+
+
+def test_grey_images_give_the_tensors_rgb_images_would(train):
+    """Every view recipe and the evaluation/probe transforms: the grey image with the grey
+    level repeated after ToTensor equals, bit for bit and under the same seed, the pipeline
+    on the RGB image (grey repeated), which is what the backbones were given before."""
+    import torch
+    from torchvision import transforms as T
+
+    from repro.data.transforms import (
+        RECIPES,
+        GreyToRGB,
+        build_views,
+        eval_transform,
+        probe_transform,
+    )
+
+    images = [base_image for base_image, _ in (train[0][j] for j in range(40))]
+
+    def as_rgb(pipeline):  # the same transforms without the channel repeat
+        return T.Compose([t for t in pipeline.transforms if not isinstance(t, GreyToRGB)])
+
+    pipelines = [p for name in sorted(RECIPES)
+                 for p in build_views(name, 28, dataset="fashion_mnist").pipelines]
+    pipelines += [eval_transform(28, "fashion_mnist"), probe_transform(28, "fashion_mnist"),
+                  eval_transform(16, "fashion_mnist")]
+    for pipeline in pipelines:
+        assert any(isinstance(t, GreyToRGB) for t in pipeline.transforms)
+        torch.manual_seed(0)
+        grey = [pipeline(im) for im in images]
+        torch.manual_seed(0)
+        rgb = [as_rgb(pipeline)(im.convert("RGB")) for im in images]
+        assert all(g.shape == (3, *g.shape[1:]) for g in grey)
+        assert all(torch.equal(g, r) for g, r in zip(grey, rgb)), pipeline
 
 
 def test_pixel_statistics_match_the_normalisation_constants(train):

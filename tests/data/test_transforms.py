@@ -29,7 +29,23 @@ def _ops(views, kind):
 def test_recipes_return_n_views_of_the_requested_size(name, n_views):
     views = build_views(name, 24, n_views=n_views, dataset="cifar10")(_image(40))
     assert len(views) == n_views
-    assert all(v.shape == (3, 24, 24) and v.dtype == torch.float32 for v in views)
+    # swav: views 2+ are SwAV's small crops, 96/224 of the size
+    sides = [10 if name == "swav" and v >= 2 else 24 for v in range(n_views)]
+    assert [tuple(v.shape) for v in views] == [(3, s, s) for s in sides]
+    assert all(v.dtype == torch.float32 for v in views)
+
+
+def test_swav_multi_crop_is_the_authors_2x224_plus_6x96():
+    views = build_views("swav", 224, n_views=8)
+    assert [tuple(v.shape[1:]) for v in views(_image(256))] == [(224, 224)] * 2 + [(96, 96)] * 6
+    crops = _ops(views, T.RandomResizedCrop)
+    assert [(c.size, c.scale) for c in crops] == ([((224, 224), (0.14, 1.0))] * 2
+                                                 + [((96, 96), (0.05, 0.14))] * 6)
+    blurs = _ops(views, T.GaussianBlur)  # p = 0.5, a 23-px kernel at both sizes
+    assert len(blurs) == 8 and all(b.kernel_size == (23, 23) for b in blurs)
+    jitter = _ops(views, T.ColorJitter)[0]
+    assert jitter.brightness == pytest.approx((0.2, 1.8))
+    assert jitter.hue == pytest.approx((-0.2, 0.2))
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -99,3 +115,32 @@ def test_normalisation_centres_the_dataset_mean(dataset):
 def test_probe_transform_shapes():
     assert probe_transform(32, "cifar10")(_image(32)).shape == (3, 32, 32)
     assert probe_transform(224, "imagenet")(Image.new("RGB", (300, 260))).shape == (3, 224, 224)
+
+
+def _propos_test_transform(image: Image.Image, img_size: int, resized_crop: bool) -> torch.Tensor:
+    """Hzzone/ProPos models/basic_template.py TrainTask.test_transform (--test_resized_crop as
+    config/imagenetdogs_r34_propos.yml sets it) with normalize()'s ImageNet constants (used for
+    'stl10' and, by default, the ImageNet subsets), transcribed."""
+    if resized_crop:
+        image = T.Compose([T.Resize(256), T.CenterCrop(224)])(image)
+    if image.size != (img_size, img_size):
+        image = image.resize((img_size, img_size))  # PIL default filter
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return T.Normalize(mean, std)(T.ToTensor()(image))
+
+
+@pytest.mark.parametrize("dataset", ["imagenet10", "imagenet_dogs"])
+@pytest.mark.parametrize("size", [96, 224])
+def test_propos_imagenet_subsets_evaluate_as_the_authors_test_transform(dataset, size):
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (300, 410, 3), dtype=np.uint8))
+    assert torch.equal(eval_transform(size, dataset)(image),
+                       _propos_test_transform(image, size, resized_crop=True))
+
+
+def test_stl10_evaluates_unresized_with_imagenet_statistics_as_propos():
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8))
+    # ProPos: test_transform's resize is a no-op at 96 px; normalize('stl10') = ImageNet's
+    assert torch.equal(eval_transform(96, "stl10")(image),
+                       _propos_test_transform(image, 96, resized_crop=False))

@@ -91,3 +91,24 @@ def test_protocol_clusters_blobs_on_train_plus_test():
     assert sum(only_test["artifacts"]["cluster_sizes"]) == 100
     with pytest.raises(ValueError, match="allowed"):
         clustering(part(10, 1), part(10, 2), seed=0, on="val")
+
+
+def test_protocol_defaults_to_torch_clustering_and_passes_faiss_for_pcl(monkeypatch):
+    import repro.eval.clustering as module
+
+    seen = []
+    real = module.faiss_kmeans
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "faiss_kmeans", spy)
+    x = np.array([[1.0, 0.0]] * 20 + [[0.0, 1.0]] * 20, np.float32)
+    y = np.repeat([0, 1], 20)
+    train, test = Features(x[::2], y[::2], np.arange(20)), Features(x[1::2], y[1::2], np.arange(20))
+    out = clustering(train, test, seed=0, k=3, restarts=2, niter=20)  # ProPos's evaluation
+    assert seen[-1]["empty_clusters"] == "keep" and seen[-1]["tol"] == 1e-4
+    assert out["artifacts"]["cluster_sizes"] == [20, 20, 0] and out["imbalance"] == 0.0
+    clustering(train, test, seed=0, k=3, restarts=2, niter=20, empty_clusters="split")  # PCL
+    assert seen[-1]["empty_clusters"] == "split"

@@ -136,7 +136,7 @@ def _cache_file(table, pre, ev, part, run_id):
     made_by = {"run": run_id, "data": FP.data_fingerprints([ref])[FP.data_key(ref)],
                "code": FP.features_code(pre.payload["recipe"], ref["dataset"])["code"]}
     ident = {"encoder": ev.get("encoder", "query"), "layer": layer,
-             "pool": pool if layer != "pooled" else None, "image_size": image_size,
+             "pool": pool if layer == "conv5_avgpool" else None, "image_size": image_size,
              "data": ref, "made_by": made_by}
     return Path(runs_root()) / pre.key / "features" / f"{content_key(ident)}.npz"
 

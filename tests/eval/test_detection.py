@@ -1,3 +1,4 @@
+import os
 import pickle
 from pathlib import Path
 
@@ -181,3 +182,117 @@ def test_torchvision_backend_runs_on_voc_fixture(tmp_path):
     assert 0.0 <= out["AP50"] <= 100.0 and 0.0 <= out["AP"] <= out["AP50"] + 1e-9
     assert out["selection"]["iteration"] == {"value": 2, "policy": "last_epoch"}
     assert out["artifacts"]["test_images"] == 3
+
+
+# --- detectron2 path without detectron2: the pieces around detectron2's own calls ------------
+
+def test_pcl_fpn_config_is_mmdetection_single_scale_1000x600():
+    import inspect
+
+    inp = load_config("pascal_voc_R_50_FPN_frozen_pcl")["INPUT"]
+    assert inp["MIN_SIZE_TRAIN"] == (600,) and inp["MAX_SIZE_TRAIN"] == 1000
+    assert inp["MIN_SIZE_TEST"] == 600 and inp["MAX_SIZE_TEST"] == 1000
+    # MoCo's C4 recipe keeps its multi-scale training
+    assert load_config("pascal_voc_R_50_C4_24k_moco")["INPUT"]["MIN_SIZE_TRAIN"][0] == 480
+    params = inspect.signature(detection).parameters  # the torchvision backend's defaults
+    assert (params["min_size"].default, params["max_size"].default) == (600, 1000)
+
+
+def _job(tmp_path, num_gpus=2, run_id="abc"):
+    from repro.eval.detection.detectron2_backend import Detectron2Job
+
+    return Detectron2Job(config="c.yaml", opts=("SOLVER.MAX_ITER", "7"), weights="w.pkl",
+                         output_dir=str(tmp_path), datasets_root=str(tmp_path), device="cuda",
+                         seed=3, num_gpus=num_gpus, run_id=run_id)
+
+
+def _stub_train_and_test(job):
+    """Stands in for detectron2 training + DefaultTrainer.test: each rank returns its own."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return {"bbox": {"AP": np.float32(10.0 + rank), "AP50": 20.0 + rank, "AP75": 5.0},
+            "segm": {"AP": 1.5}}
+
+
+def _spawned_rank(local_rank, main_func, world_size, init_file, args):
+    """detectron2's ``_distributed_worker`` in miniature: a process group, then main_func."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", world_size=world_size,
+                            rank=local_rank)
+    try:
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn_launch(main_func, num_gpus_per_machine, num_machines=1, machine_rank=0,
+                  dist_url=None, args=()):
+    """``detectron2.engine.launch``'s signature and behaviour: ``mp.spawn`` for > 1 process
+    (every argument is pickled), a direct call for one."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    if num_gpus_per_machine == 1:
+        return main_func(*args)
+    init = tempfile.NamedTemporaryFile(delete=False).name
+    os.unlink(init)
+    mp.spawn(_spawned_rank, nprocs=num_gpus_per_machine,
+             args=(main_func, num_gpus_per_machine, init, args), daemon=False)
+
+
+def test_detectron2_worker_and_job_pickle(tmp_path):
+    from repro.eval.detection import detectron2_backend as D
+
+    job = _job(tmp_path)
+    assert pickle.loads(pickle.dumps(job)) == job
+    assert pickle.loads(pickle.dumps(D.detectron2_worker)) is D.detectron2_worker
+    assert pickle.loads(pickle.dumps(D.train_and_test_detectron2)) is D.train_and_test_detectron2
+
+
+def test_results_file_round_trip_is_atomic_and_keyed_by_run(tmp_path):
+    from repro.eval.detection import detectron2_backend as D
+
+    job = _job(tmp_path)
+    results = {"bbox": {"AP": np.float64(41.25), "AP50": 60.5}, "segm": {"AP": np.float32(35)}}
+    D.write_results(results, job.results_path)
+    assert D.read_results(job.results_path) == {"bbox": {"AP": 41.25, "AP50": 60.5},
+                                                "segm": {"AP": 35.0}}
+    assert [p.name for p in tmp_path.iterdir()] == ["repro_results.abc.json"]  # no temp file
+    with pytest.raises(D.MissingResults, match="rank 0 wrote no"):
+        D.read_results(_job(tmp_path, run_id="other").results_path)
+
+
+@pytest.mark.parametrize("num_gpus", [1, 2])
+def test_run_detectron2_returns_rank_0_results_through_spawn(tmp_path, num_gpus):
+    from repro.eval.detection.detectron2_backend import results_to_metrics, run_detectron2
+
+    job = _job(tmp_path, num_gpus=num_gpus)
+    results = run_detectron2(job, _spawn_launch, _stub_train_and_test)
+    assert results == {"bbox": {"AP": 10.0, "AP50": 20.0, "AP75": 5.0}, "segm": {"AP": 1.5}}
+    metrics = results_to_metrics(results, job, 7, "c")
+    assert {k: metrics[k] for k in ("AP", "AP50", "AP75", "AP_segm")} == {
+        "AP": 10.0, "AP50": 20.0, "AP75": 5.0, "AP_segm": 1.5}
+    assert metrics["selection"]["iteration"]["value"] == 7
+
+
+def test_detectron2_datasets_root_matches_our_data_layout(tmp_path, monkeypatch):
+    import sys
+
+    from repro.eval.detection import detectron2_backend as D
+
+    voc = load_config("pascal_voc_R_50_FPN_frozen_pcl")
+    names = D._dataset_names(voc, ["DATASETS.TRAIN", "('voc_2007_trainval', 'voc_2012_trainval')"])
+    assert names == ["voc_2007_trainval", "voc_2012_trainval", "voc_2007_test"]
+    assert D.datasets_root(tmp_path, names) == tmp_path / "VOCdevkit"  # repro.data.voc layout
+    coco = D._dataset_names(load_config("coco_R_50_C4_2x_moco"), [])
+    assert D.datasets_root(tmp_path, coco) == tmp_path
+    with pytest.raises(ValueError, match="one root"):
+        D.datasets_root(tmp_path, ["voc_2007_test", "coco_2017_val"])
+    assert D._opt(["SOLVER.MAX_ITER", "31035"], "SOLVER.MAX_ITER", 9405) == 31035
+    monkeypatch.setenv(D.DATASETS_ENV, "/elsewhere")
+    monkeypatch.setitem(sys.modules, "detectron2.data.datasets.builtin", object())
+    with pytest.raises(RuntimeError, match="fresh process"):
+        D.use_datasets_root(str(tmp_path))

@@ -1,12 +1,16 @@
+import random
+
 import numpy as np
 import pytest
+import torch
 
 from repro.eval.liblinear_svm import LiblinearData, fit_grid, svm_normalize
 from repro.eval.low_shot import (
+    class_members,
+    low_shot_draws,
     low_shot_svm_places205,
     low_shot_svm_voc07,
-    sample_low_shot_multiclass,
-    sample_low_shot_voc,
+    voc_class_members,
 )
 from repro.eval.svm import svm_places205, svm_voc07, voc_binary_labels
 from repro.eval.types import Features
@@ -76,15 +80,43 @@ def test_places_one_vs_rest_top1():
     assert svm_places205(f, f, seed=0, costs=(1.0,))["top1"] == 100.0
 
 
-def test_low_shot_sampling_reproducible_and_per_class():
-    y = _voc(200).y
-    a = sample_low_shot_voc(y, 2, seed=7, draw=3)
-    np.testing.assert_array_equal(a, sample_low_shot_voc(y, 2, seed=7, draw=3))
-    assert not np.array_equal(a, sample_low_shot_voc(y, 2, seed=7, draw=4))
-    assert all((y[a, c] == 1).sum() >= 2 for c in range(y.shape[1]))
-    assert len(a) <= 2 * y.shape[1]
+def _pcl_low_shot_draws(y, shots, costs, n_run, seed):
+    """salesforce/PCL eval_svm_voc.py main (random.seed, the k -> cost -> run loop) and voc.py
+    Voc2007Classification.convert_low_shot, transcribed; an image is (row id, label tensor)."""
+    saved = random.getstate()
+    random.seed(seed)
+    images = [(i, torch.from_numpy(y[i].astype(np.float32))) for i in range(len(y))]
+    draws = []
+    try:
+        for k in shots:
+            for _cost in costs:
+                for _run in range(n_run):
+                    label2img = {c: [] for c in range(y.shape[1])}
+                    for img in images:
+                        for c in torch.where(img[1] > 0)[0]:
+                            label2img[c.item()].append(img)
+                    images_lowshot = []
+                    for _c, imlist in label2img.items():
+                        random.shuffle(imlist)
+                        images_lowshot += imlist[:k]
+                    draws.append([i for i, _ in images_lowshot])
+    finally:
+        random.setstate(saved)
+    return draws
+
+
+def test_low_shot_draws_are_pcl_convert_low_shot_redrawn_per_cost():
+    y = _voc(60, c=4, seed=2).y  # 30 % positives per class: many images have two classes
+    shots, costs = [1, 2, 4], [0.1, 1.0, 10.0]
+    ours = low_shot_draws(voc_class_members(y), shots, len(costs), 5, seed=3)
+    flat = [rows.tolist() for per_cost in ours for runs in per_cost for rows in runs]
+    assert flat == _pcl_low_shot_draws(y, shots, costs, 5, seed=3)
+    k4 = ours[2]
+    assert any(len(set(rows.tolist())) < len(rows) for runs in k4 for rows in runs)  # duplicates
+    assert all(len(rows) == 4 * 4 for runs in k4 for rows in runs)
+    assert not np.array_equal(k4[0][0], k4[1][0])  # each cost draws its own samples
     labels = np.repeat(np.arange(5), 10)
-    b = sample_low_shot_multiclass(labels, 3, seed=0, draw=0)
+    b = low_shot_draws(class_members(labels), [3], 1, 1, seed=0)[0][0][0]
     assert np.bincount(labels[b]).tolist() == [3] * 5
 
 
@@ -93,7 +125,9 @@ def test_low_shot_voc_reports_mean_std_and_samples():
     out = low_shot_svm_voc07(tr, te, seed=1, shots=(1, 2), num_samples=3, costs=(0.1, 1.0))
     assert out["mAP_k2"] > 95 and out["mAP_k1_std"] >= 0
     samples = out["artifacts"]["samples"]["k1"]
-    assert len(samples) == 3 and all(i >= 10_000 for s in samples for i in s)
+    expected = _pcl_low_shot_draws(tr.y, (1, 2), (0.1, 1.0), 3, seed=1)
+    assert samples == {"0.1": [list(tr.index[r]) for r in expected[0:3]],
+                       "1.0": [list(tr.index[r]) for r in expected[3:6]]}
     again = low_shot_svm_voc07(tr, te, seed=1, shots=(1, 2), num_samples=3, costs=(0.1, 1.0),
                                n_jobs=1)
     assert again["mAP_k1"] == out["mAP_k1"] and again["artifacts"] == out["artifacts"]
@@ -107,3 +141,51 @@ def test_low_shot_places_top1():
     f = Features(x, y, np.arange(200))
     out = low_shot_svm_places205(f, f, seed=0, shots=(1,), num_samples=2, costs=(1.0,))
     assert out["top1_k1"] > 95
+
+
+def _hard_problem():
+    rng = np.random.default_rng(0)
+    x = svm_normalize(rng.normal(size=(400, 64)))
+    return x, np.where(rng.random(400) < 0.5, 1.0, -1.0)  # random labels: far from separable
+
+
+_VERBOSE_FIT = """
+import numpy as np
+from scipy import sparse
+from liblinear.liblinear import liblinear, parameter, problem
+rng = np.random.default_rng(0)
+x = rng.normal(size=(400, 64)).astype(np.float32)
+x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-5)
+y = np.where(rng.random(400) < 0.5, 1.0, -1.0)
+liblinear.train(problem(y, sparse.csr_matrix(x.astype(np.float64)), bias=1),
+                parameter("-s 1 -c 1000 -e 0.0001 -w1 2 -w-1 1"))
+"""
+
+
+def test_liblinear_caps_the_dual_solver_at_300_passes_then_solves_the_primal():
+    """The NOTE in liblinear_svm.py: liblinear 2.50 stops -s 1 at 300 passes and re-solves with
+    -s 2; no max_iter reaches it, so the SVM protocols have none."""
+    import inspect
+    import subprocess
+    import sys
+
+    from liblinear.liblinear import liblinear as clib
+    from liblinear.liblinear import parameter, problem, toPyModel
+    from scipy import sparse
+
+    from repro.eval.liblinear_svm import LIBLINEAR_VERSION
+
+    log = subprocess.run([sys.executable, "-c", _VERBOSE_FIT], capture_output=True, text=True,
+                         check=True).stdout  # liblinear prints from C: another process
+    assert "optimization finished, #iter = 300" in log and "Switching to use -s 2" in log
+    x, y = _hard_problem()
+    ours = LiblinearData(x).fit(y, 1000.0)
+    tight = toPyModel(clib.train(problem(y, sparse.csr_matrix(x.astype(np.float64)), bias=1),
+                                 parameter("-s 2 -c 1000 -e 1e-8 -w1 2 -w-1 1 -q")))
+    w = np.ctypeslib.as_array(tight.w, (65,)) * (1 if tight.get_labels()[0] == 1 else -1)
+    np.testing.assert_allclose(ours, w, rtol=1e-3, atol=1e-3)  # the primal optimum
+    assert LIBLINEAR_VERSION == 250
+    for fn in (svm_voc07, svm_places205, low_shot_svm_voc07, low_shot_svm_places205):
+        assert "max_iter" not in inspect.signature(fn).parameters
+    rec = svm_voc07(_voc(60), _voc(40, seed=1), seed=0, costs=(1.0,))["artifacts"]["solver"]
+    assert rec["version"] == 250 and "max_iter" not in rec

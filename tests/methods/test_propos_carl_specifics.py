@@ -46,9 +46,12 @@ def test_byol_predictor_lr_and_momentum_schedule():
     groups = method.param_groups()
     assert groups[1]["lr_scale"] == 10.0
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in method.predictor.parameters()}
-    assert math.isclose(method.ema_momentum(0.0), 0.996)
-    assert math.isclose(method.ema_momentum(1.0), 1.0)
-    assert _build("byol").ema_momentum(0.7) == 0.996  # authors' CIFAR configs: constant
+    # ProPos models/propos/byol.py: m = 1 - (1 - 0.996) (cos(pi k / K) + 1) / 2
+    for progress in (0.0, 0.25, 0.5, 1.0):
+        expected = 1 - 0.004 * (math.cos(math.pi * progress) + 1) / 2
+        assert math.isclose(method.ema_momentum(progress), expected, rel_tol=1e-12)
+    # momentum_increase off (the flag's default; only cifar10_r18_propos.yml runs it): constant
+    assert _build("byol").ema_momentum(0.7) == 0.996
 
 
 def test_carl_lambda_decays_over_epochs():
@@ -56,3 +59,19 @@ def test_carl_lambda_decays_over_epochs():
     views = [tiny_images(8), tiny_images(8, seed=1)]
     lams = [method(views, torch.arange(8), epoch)["lambda_e"] for epoch in (0, 2, 4, 9)]
     assert lams == [3.0, 2.0, 1.0, 1.0]
+
+
+def test_propos_estep_keeps_empty_clusters_as_torch_clustering(monkeypatch):
+    import repro.methods.propos as propos_module
+
+    seen = {}
+    real = propos_module.cluster_features
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(propos_module, "cluster_features", spy)
+    method = _build("propos", warmup_epochs=0)
+    method.on_epoch_start(_ctx(tiny_images(32), 0, []))
+    assert seen["empty_clusters"] == "keep" and seen["spherical"] and seen["init"] == "kmeans++"

@@ -118,7 +118,7 @@ def test_optimiser_names_are_exactly_those_build_optimizer_accepts():
         build_optimizer(module, {"name": name, "lr": 0.1})
     with pytest.raises(ValueError):
         build_optimizer(module, {"name": "not-" + spec.optimizers()[0], "lr": 0.1})
-    assert set(spec.optimizers()) == {"sgd", "lars"}
+    assert set(spec.optimizers()) == {"sgd", "lars", "larc"}
 
 
 def test_schedule_names_are_exactly_those_lr_factor_accepts():

@@ -21,7 +21,7 @@ def detection(
     seed: int,
     device: str = "cpu",
     backend: str = "torchvision",
-    # torchvision backend: PCL appendix D recipe (MMDetection): batch 8, lr 0.05, 15 epochs
+    # torchvision backend: PCL appendix E recipe (MMDetection): batch 8, lr 0.05, 15 epochs
     arch: str = "fpn",
     freeze: bool = True,
     train_split: str = "trainval",
@@ -35,8 +35,8 @@ def detection(
     gamma: float = 0.1,
     warmup_iters: int = 500,
     max_iter: int | None = None,
-    min_size: int = 800,
-    max_size: int = 1333,
+    min_size: int = 600,  # MMDetection's VOC scale (1000, 600), as PCL's detection runs
+    max_size: int = 1000,
     limit_test_images: int | None = None,
     ap_mode: str = "11point",
     detector_kwargs: dict | None = None,

@@ -11,9 +11,10 @@ Two backbone layouts:
 
 NOTE: PCL trained with MMDetection; this is torchvision's Faster R-CNN with PCL's optimiser
 (SGD batch 8, lr 0.05, wd 1e-4, 15 epochs, x0.1 at 12, MMDetection's linear warm-up of 500
-iterations from lr/1000), single-scale resize (min side ``min_size``=800, max 1333; MMDetection's
-VOC pipeline uses 1000x600) and horizontal flip. Only VOC07 splits are read (no VOC2012 reader
-yet), so the VOC07+12 column needs the detectron2 backend. Mean of 3 runs = 3 seeds by the caller.
+iterations from lr/1000), single-scale resize (``detection``'s defaults: min side 600, max
+1000, MMDetection's VOC scale (1000, 600)) and horizontal flip. Only VOC07 splits are read (no
+VOC2012 reader yet), so the VOC07+12 column needs the detectron2 backend. Mean of 3 runs = 3
+seeds by the caller.
 """
 
 from __future__ import annotations
