@@ -856,7 +856,6 @@ HISTOGRAM_PANEL = Block({"id": Text(NAME_ID), "kind": OneOf("panel kind", lambda
 PANEL_KINDS = {"line": LINE_PANEL, "histogram": HISTOGRAM_PANEL}
 
 
-@dataclass(frozen=True)
 class _Panel:
     """A panel, checked by the block of its ``kind`` (default ``line``)."""
 
