@@ -7,6 +7,10 @@ as mean ± std over seeds); the PNG draws, per panel, x = the swept value, y = t
 result column, one line per series: our mean with a ±std error bar, and the paper's values
 (where given) as hollow markers of the same colour. Pending points are left out and counted
 in the panel's title. Cells from synthetic data make the figure's title say so.
+
+A ``kind: histogram`` panel draws a list-valued result (e.g. cluster sizes) per series (one
+row each): per seed a histogram on bins shared by every series of the panel, drawn as the mean
+count per bin over seeds (a step line) with the min-max over seeds shaded.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import tempfile
 import textwrap
 from pathlib import Path
+
+import numpy as np
 
 from repro import tables
 from repro.spec import Table, paper_number, point_column, series_points
@@ -46,6 +52,63 @@ def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str
     return out
 
 
+def histogram_values(table: Table, scale: str, panel: dict, cells: dict) -> dict[str, list]:
+    """series label -> the list-valued result of each stored seed of its row ([]: pending)."""
+    col = next(c for c in table.columns if c.id == panel["values"])
+    out = {}
+    for label, row in panel["series"].items():
+        recs = [rec for _, rec in cells.get((row, col.id), [])]
+        out[label] = [v for rec in recs if (v := tables.listed_result(rec, col.metric))]
+    return out
+
+
+def histogram_bins(values: list[np.ndarray], bins: int, log_x: bool = False) -> np.ndarray:
+    """Bin edges shared by every list: ``bins`` equal bins over their range (log-spaced with
+    ``log_x``), or one bin per integer when the values are integers spanning fewer."""
+    x = np.concatenate(values)
+    lo, hi = float(x.min()), float(x.max())
+    if log_x and lo > 0:
+        return np.geomspace(lo, hi * (1 + 1e-9), bins + 1)
+    if np.all(x == np.round(x)) and hi - lo + 1 <= bins:
+        return np.arange(lo - 0.5, hi + 1.5)
+    return np.histogram_bin_edges(x, bins=bins)
+
+
+def histogram_counts(values: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
+    """seeds x bins: each seed's count of values per bin."""
+    return np.stack([np.histogram(v, bins=edges)[0] for v in values])
+
+
+def _histogram_panel(ax, table: Table, scale: str, panel: dict, cells: dict) -> int:
+    """Draw one histogram panel; returns the number of pending series."""
+    per_series = {label: [np.asarray(v, dtype=np.float64) for v in lists] for label, lists
+                  in histogram_values(table, scale, panel, cells).items()}
+    done = {label: vs for label, vs in per_series.items() if vs}
+    if done:
+        edges = histogram_bins([v for vs in done.values() for v in vs], panel.get("bins", 30),
+                               panel.get("log_x", False))
+        for i, (label, vs) in enumerate(per_series.items()):
+            if not vs:
+                continue
+            counts = histogram_counts(vs, edges)
+            color = f"C{i % 10}"
+            ax.stairs(counts.mean(axis=0), edges, color=color, linewidth=1.5,
+                      label=f"{label} (ours, mean of {len(vs)} seed{'s' if len(vs) > 1 else ''})")
+            if len(vs) > 1:
+                ax.stairs(counts.max(axis=0), edges, baseline=counts.min(axis=0), fill=True,
+                          color=color, alpha=0.2)
+        ax.legend(fontsize=7)
+    if panel.get("log_x"):
+        ax.set_xscale("log")
+    if panel.get("log_y"):
+        ax.set_yscale("symlog", linthresh=1)
+    col = next(c for c in table.columns if c.id == panel["values"])
+    ax.set_xlabel(panel.get("xlabel") or col.metric)
+    ax.set_ylabel(panel.get("ylabel") or "count per bin")
+    ax.grid(alpha=0.3)
+    return len(per_series) - len(done)
+
+
 def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     import matplotlib
 
@@ -63,6 +126,11 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     width = max(4.6 * ncols, 7.5)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.6 * nrows + 0.8), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
+        if panel.get("kind") == "histogram":
+            pending = _histogram_panel(ax, table, scale, panel, cells)
+            ax.set_title(panel["title"] + (f"  [{pending} pending]" if pending else ""),
+                         fontsize=9)
+            continue
         pending = 0
         for i, (label, pts) in enumerate(panel_points(table, scale, panel, cells).items()):
             color = f"C{i % 10}"

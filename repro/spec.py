@@ -74,6 +74,24 @@ class Column:
     # A key of REGISTRY_FIELDS: a descriptive column whose printed cell is set beside what our
     # registry says for the row's ``dataset`` (a table of datasets, e.g. ProPos Table 1).
     registry: str | None = None
+    # A key of SUMMARIES: ``metric`` names a list-valued result (e.g. the clustering's
+    # ``cluster_sizes``, read from the record's metrics or else its artifacts) and the cell is
+    # this summary of it, per seed (``repro.tables``); a histogram panel draws the list itself.
+    summary: str | None = None
+
+
+# A column's ``summary`` of a list-valued result x (numpy; ``repro.tables.SUMMARY_FNS``).
+SUMMARIES = {
+    "mean": "mean of x",
+    "std": "standard deviation of x (ddof 0: over the whole list, e.g. every cluster)",
+    "cv": "std / mean (coefficient of variation)",
+    "min": "smallest value",
+    "max": "largest value",
+    "median": "median of x",
+    "max_over_mean": "largest value / mean",
+    "share_below_half_mean": "fraction of the values below half the mean (e.g. clusters smaller "
+                             "than half the average cluster)",
+}
 
 
 # What a registry column shows for a row's dataset {name, split, eval}.
@@ -136,7 +154,8 @@ class Table:
     # reference rows every trained method of the paper must beat where it learns anything:
     # {row, columns} (checked by the renderer on real data, like the claims)
     baselines: list[dict] = field(default_factory=list)
-    # a figure spec's plot: {caption, panels: [{id, title, x, y, series, log_x}]}; None: a table
+    # a figure spec's plot: {caption, panels: [{id, title, x, y, series, log_x} | {id, kind:
+    # histogram, title, values, series, bins, log_x, log_y}]}; None: a table
     figure: dict | None = None
     # recipe id -> scale -> the bodies it is merged from, bottom first (``recipe_sources``)
     recipe_layers: dict = field(default_factory=dict, repr=False, compare=False)
@@ -787,7 +806,8 @@ SCALE = Block({
 CELL = AnyOf((Text(), Number()))
 COLUMN = Block({"id": Text(NAME_ID), "label": Text(), "eval": Text(), "metric": Text(),
                 "scale_factor": Number(low=0, low_open=True), "digits": _int(0, 10),
-                "registry": OneOf("registry field", REGISTRY_FIELDS.keys)},
+                "registry": OneOf("registry field", REGISTRY_FIELDS.keys),
+                "summary": OneOf("summary", SUMMARIES.keys)},
                required=("id", "label"))
 EVAL_REF = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}/[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # table2/cl_c10
 DATASET_ROW = Block({"name": OneOf("dataset", DATASET_INFO.keys), "split": Text(),
@@ -819,10 +839,37 @@ INCLUDABLE = {"recipes": Mapping(RECIPE_KEY), "recipe_defaults": Mapping(NAME_ID
 # a series: a row-name pattern, or {rows: pattern, y: column} for a series on another column
 # (y: a result column, or a pattern of one with the rows' axes, e.g. nmi_k{K}: per point)
 SERIES = AnyOf((Text(), Block({"rows": Text(), "y": Text()}, required=("rows", "y"))))
-PANEL = Block({"id": Text(NAME_ID), "title": Text(), "x": Text(AXIS_ID), "y": Text(),
-               "series": Mapping(values=SERIES, nonempty=True), "log_x": Flag,
-               "ylabel": Text()},
-              required=("id", "title", "x", "y", "series"))
+LINE_PANEL = Block({"id": Text(NAME_ID), "kind": OneOf("panel kind", lambda: ["line"]),
+                    "title": Text(), "x": Text(AXIS_ID), "y": Text(),
+                    "series": Mapping(values=SERIES, nonempty=True), "log_x": Flag,
+                    "ylabel": Text()},
+                   required=("id", "title", "x", "y", "series"))
+# A histogram of a list-valued result per seed (e.g. PCL Fig. 3(a): cluster sizes): ``values``
+# = a result column with a ``summary`` (the list it summarises is drawn), one series per row
+# (label -> row name), on common bins; ours as the mean count per bin over seeds.
+HISTOGRAM_PANEL = Block({"id": Text(NAME_ID), "kind": OneOf("panel kind", lambda: ["histogram"]),
+                         "title": Text(), "values": Text(),
+                         "series": Mapping(values=Text(), nonempty=True),
+                         "bins": _int(1, 1000), "log_x": Flag, "log_y": Flag,
+                         "xlabel": Text(), "ylabel": Text()},
+                        required=("id", "kind", "title", "values", "series"))
+PANEL_KINDS = {"line": LINE_PANEL, "histogram": HISTOGRAM_PANEL}
+
+
+class _Panel:
+    """A panel, checked by the block of its ``kind`` (default ``line``)."""
+
+    def describe(self) -> str:
+        return f"a panel mapping whose kind is one of {', '.join(PANEL_KINDS)}"
+
+    def __call__(self, value: Any, path: FieldPath) -> None:
+        _require_mapping(value, path)
+        kind = value.get("kind", "line")
+        OneOf("panel kind", PANEL_KINDS.keys)(kind, path + ("kind",))
+        PANEL_KINDS[kind](value, path)
+
+
+PANEL = _Panel()
 FIGURE = Block({"caption": Text(), "panels": ListOf(PANEL, nonempty=True, max_len=16)},
                required=("caption", "panels"))
 SPEC_FILE = Block({
@@ -1378,7 +1425,7 @@ def _columns(raw: list, evals: dict) -> list[Column]:
         if "registry" in col and "eval" in col:
             raise _bad(at + ("registry",), col["registry"], "registry only in descriptive "
                        "columns (without eval)", "not used with eval:")
-        for key in ("metric", "scale_factor", "digits"):
+        for key in ("metric", "scale_factor", "digits", "summary"):
             if key in col and "eval" not in col:
                 raise _bad(at + (key,), col[key], f"{key} only in result columns (with eval)",
                            "not used without eval:")
@@ -1387,7 +1434,8 @@ def _columns(raw: list, evals: dict) -> list[Column]:
         columns.append(Column(id=col["id"], label=col["label"], eval=col.get("eval"),
                               metric=col.get("metric"),
                               scale_factor=col.get("scale_factor", 1.0),
-                              digits=col.get("digits", 1), registry=col.get("registry")))
+                              digits=col.get("digits", 1), registry=col.get("registry"),
+                              summary=col.get("summary")))
     return columns
 
 
@@ -1663,6 +1711,9 @@ def _figure(raw: dict | None, rows: list[Row], columns: list[Column]) -> dict | 
         if panel["id"] in ids:
             raise _bad(at + ("id",), panel["id"], "distinct panel ids", "used twice:")
         ids.add(panel["id"])
+        if panel.get("kind") == "histogram":
+            _histogram_panel(panel, at, rows, columns)
+            continue
         for label, series in panel["series"].items():
             pattern = series if isinstance(series, str) else series["rows"]
             y, where = ((panel["y"], at + ("y",)) if isinstance(series, str)
@@ -1675,6 +1726,18 @@ def _figure(raw: dict | None, rows: list[Row], columns: list[Column]) -> dict | 
                            f"swept over {panel['x']!r} (axes of for rows: "
                            f"{', '.join(axes) or 'none'})", "matches no row:")
     return raw
+
+
+def _histogram_panel(panel: dict, at: FieldPath, rows: list[Row], columns: list[Column]) -> None:
+    """``values`` is a result column with a summary; each series a trained row evaluating it."""
+    listed = [c.id for c in columns if c.eval and c.summary]
+    OneOf("list-valued result column (one with a summary)", lambda: listed)(
+        panel["values"], at + ("values",))
+    evaluating = [r.name for r in rows if (r.recipe or r.recipe_by_scale)
+                  and panel["values"] in r.evaluate]
+    for label, name in panel["series"].items():
+        OneOf(f"trained row evaluating {panel['values']}", lambda: evaluating)(
+            name, at + ("series", label))
 
 
 CLAIM = Block({"better": Text(), "worse": Text(), "columns": ListOf(Text(), nonempty=True,

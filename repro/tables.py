@@ -13,6 +13,7 @@ import itertools
 import statistics
 from pathlib import Path
 
+import numpy as np
 from tabulate import tabulate
 
 from repro import jobs as J
@@ -20,7 +21,7 @@ from repro import store
 from repro.data import DATASET_INFO, is_synthetic
 from repro.data.fingerprint import data_present
 from repro.freshness import Judge
-from repro.spec import REGISTRY_FIELDS, Row, Table, paper_number
+from repro.spec import REGISTRY_FIELDS, Column, Row, Table, paper_number
 
 POLICY_MARK = {"test": "ᵀ", "val": "ⱽ"}
 # The "ours" cell of a row we do not rerun, by the row's origin (repro.spec.ORIGINS).
@@ -70,6 +71,41 @@ def stored_jobs(table: Table, scale: str, sources: dict[str, str] | None = None,
     return best
 
 
+# repro.spec.SUMMARIES, computed: a list-valued result (1-d float array) -> one number.
+SUMMARY_FNS = {
+    "mean": np.mean,
+    "std": np.std,
+    "cv": lambda x: np.std(x) / np.mean(x),
+    "min": np.min,
+    "max": np.max,
+    "median": np.median,
+    "max_over_mean": lambda x: np.max(x) / np.mean(x),
+    "share_below_half_mean": lambda x: np.mean(x < np.mean(x) / 2),
+}
+
+
+def listed_result(rec: dict, name: str) -> list | None:
+    """A record's list-valued result ``name``: its metric, or else its artifact (clustering's
+    ``cluster_sizes``); None when it has neither or it is not a non-empty list of numbers."""
+    value = rec.get("metrics", {}).get(name, rec.get("artifacts", {}).get(name))
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    return value
+
+
+def column_value(col: Column, rec: dict) -> float | None:
+    """The number a result column takes from one record (None: the record has no such result):
+    its metric, or the column's summary of a list-valued result; times ``scale_factor``."""
+    if col.summary is None:
+        value = rec.get("metrics", {}).get(col.metric)
+    else:
+        values = listed_result(rec, col.metric)
+        value = None if values is None else float(
+            SUMMARY_FNS[col.summary](np.asarray(values, dtype=np.float64)))
+    return None if value is None else value * col.scale_factor
+
+
 def _fmt(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
@@ -85,10 +121,9 @@ def cell_values(table: Table, jobs: list[J.Job], records: dict[str, dict]):
             rec = records.get(job.key)
             entry = out.setdefault((row_name, col_id), [])
             if rec is not None:
-                value = rec.get("metrics", {}).get(col.metric)
                 # A protocol that did not produce the column's metric (e.g. mask AP from a
                 # box-only backend) leaves the cell without a number instead of failing.
-                entry.append((None if value is None else value * col.scale_factor, rec))
+                entry.append((column_value(col, rec), rec))
     return out
 
 

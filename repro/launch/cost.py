@@ -103,6 +103,7 @@ METHOD_VIEWS: dict[str, tuple] = {
     "moco": (1, 1),  # query view trained, key view through the momentum encoder
     "pauc": (1, 1),
     "pcl": (1, 1),
+    "pcl_fixed_phi": (1, 1),
     "propos": (2, 2),  # BYOL's branches
     "simclr": (2, 0),
     "simsiam": (2, 0),
@@ -116,6 +117,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "byol": {"symmetric": True},
     "pauc": {"warmup_epochs": 20},
     "pcl": {"warmup_epochs": 20},
+    "pcl_fixed_phi": {"warmup_epochs": 20},
     "propos": {"symmetric": True, "warmup_epochs": 50, "reassign_every": 1,
                "data_resample": False},
 }
@@ -385,7 +387,7 @@ def _images_per_epoch(n: int, batch: int) -> int:
 def estep_epochs(method: str, params: dict, epochs: int) -> int:
     """Epochs whose E-step extracts features of the whole training set."""
     p = {**METHOD_DEFAULTS.get(method, {}), **params}
-    if method in ("pcl", "pauc"):
+    if method in ("pcl", "pcl_fixed_phi", "pauc"):
         return max(0, epochs - int(p["warmup_epochs"]))
     if method == "propos":
         count, labelled = 0, False

@@ -31,6 +31,8 @@ ESTEP_DEFAULTS: dict[str, dict] = {
             "kmeans_nredo": 5},
     "pauc": {"dim": 128, "num_clusters": [25000, 50000, 100000], "kmeans_niter": 20,
              "kmeans_nredo": 5},
+    "pcl_fixed_phi": {"dim": 128, "num_clusters": [25000, 50000, 100000], "kmeans_niter": 20,
+                      "kmeans_nredo": 5},
     "propos": {"dim": 256, "num_clusters": 10, "kmeans_niter": 300, "kmeans_nredo": 10},
 }
 

@@ -14,6 +14,7 @@ METHODS = Registry(
         "moco": "repro.methods.moco:MoCo",
         "pauc": "repro.methods.pauc:PAUC",
         "pcl": "repro.methods.pcl:PCL",
+        "pcl_fixed_phi": "repro.methods.pcl_fixed_phi:PCLFixedPhi",
         "propos": "repro.methods.propos:ProPos",
         "simclr": "repro.methods.simclr:SimCLR",
         "simsiam": "repro.methods.simsiam:SimSiam",
