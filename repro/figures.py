@@ -44,7 +44,7 @@ def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str
         for row in series_points(pattern, panel["x"], table.rows):
             if not table.row_at(row, scale):
                 continue
-            col = next(c for c in table.columns if c.id == point_column(y, row))
+            col = table.column(point_column(y, row))
             mean, std, _ = tables._summary(cells, row.name, col.id) or (None, None, 0)
             pts.append((_x(row.point[panel["x"]]), mean, std,
                         paper_number(row.paper.get(col.id, ""))))
@@ -52,9 +52,9 @@ def panel_points(table: Table, scale: str, panel: dict, cells: dict) -> dict[str
     return out
 
 
-def histogram_values(table: Table, scale: str, panel: dict, cells: dict) -> dict[str, list]:
+def histogram_values(table: Table, panel: dict, cells: dict) -> dict[str, list]:
     """series label -> the list-valued result of each stored seed of its row ([]: pending)."""
-    col = next(c for c in table.columns if c.id == panel["values"])
+    col = table.column(panel["values"])
     out = {}
     for label, row in panel["series"].items():
         recs = [rec for _, rec in cells.get((row, col.id), [])]
@@ -79,10 +79,10 @@ def histogram_counts(values: list[np.ndarray], edges: np.ndarray) -> np.ndarray:
     return np.stack([np.histogram(v, bins=edges)[0] for v in values])
 
 
-def _histogram_panel(ax, table: Table, scale: str, panel: dict, cells: dict) -> int:
+def _histogram_panel(ax, table: Table, panel: dict, cells: dict) -> int:
     """Draw one histogram panel; returns the number of pending series."""
     per_series = {label: [np.asarray(v, dtype=np.float64) for v in lists] for label, lists
-                  in histogram_values(table, scale, panel, cells).items()}
+                  in histogram_values(table, panel, cells).items()}
     done = {label: vs for label, vs in per_series.items() if vs}
     if done:
         edges = histogram_bins([v for vs in done.values() for v in vs], panel.get("bins", 30),
@@ -102,7 +102,7 @@ def _histogram_panel(ax, table: Table, scale: str, panel: dict, cells: dict) -> 
         ax.set_xscale("log")
     if panel.get("log_y"):
         ax.set_yscale("symlog", linthresh=1)
-    col = next(c for c in table.columns if c.id == panel["values"])
+    col = table.column(panel["values"])
     ax.set_xlabel(panel.get("xlabel") or col.metric)
     ax.set_ylabel(panel.get("ylabel") or "count per bin")
     ax.grid(alpha=0.3)
@@ -127,7 +127,7 @@ def plot(table: Table, scale: str, out: Path | None = None, root=None) -> Path:
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, 3.6 * nrows + 0.8), squeeze=False)
     for ax, panel in zip(axes.flat, panels):
         if panel.get("kind") == "histogram":
-            pending = _histogram_panel(ax, table, scale, panel, cells)
+            pending = _histogram_panel(ax, table, panel, cells)
             ax.set_title(panel["title"] + (f"  [{pending} pending]" if pending else ""),
                          fontsize=9)
             continue

@@ -178,6 +178,14 @@ class Table:
     def is_partial(self, scale: str) -> bool:
         return bool(self.scales[scale].get("partial"))
 
+    def column(self, col_id: str) -> Column:
+        """The column with id ``col_id`` (spec validation guarantees the ids a spec names)."""
+        for col in self.columns:
+            if col.id == col_id:
+                return col
+        raise KeyError(f"{self.path}: no column {col_id!r}; columns: "
+                       f"{', '.join(c.id for c in self.columns)}")
+
     def recipe_at(self, recipe_id: str, scale: str) -> dict:
         return self.recipes[recipe_id][scale]
 

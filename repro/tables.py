@@ -117,7 +117,7 @@ def cell_values(table: Table, jobs: list[J.Job], records: dict[str, dict]):
         if job.kind != "eval":
             continue
         for row_name, col_id in job.cells:
-            col = next(c for c in table.columns if c.id == col_id)
+            col = table.column(col_id)
             rec = records.get(job.key)
             entry = out.setdefault((row_name, col_id), [])
             if rec is not None:
@@ -297,12 +297,12 @@ def _compare(table: Table, cells: dict, better: str, worse: str, col: str):
     if a is None or b is None:
         return None
     verdict, n = _verdict(a, b)
-    d = next(c.digits for c in table.columns if c.id == col)
+    d = table.column(col).digits
     return verdict, n, f"{_fmt(a[0], d)} ± {_fmt(a[1], d)} vs {_fmt(b[0], d)} ± {_fmt(b[1], d)}"
 
 
 def _label(table: Table, col: str) -> str:
-    return next(c.label for c in table.columns if c.id == col)
+    return table.column(col).label
 
 
 def claim_lines(table: Table, scale: str, cells: dict) -> list[str]:

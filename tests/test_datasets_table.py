@@ -4,7 +4,7 @@ registry says for the row's dataset and split; a difference is marked and explai
 from pathlib import Path
 
 import pytest
-import yaml
+from spec_files import write_spec
 
 from repro import jobs, tables
 from repro.data import DATASET_INFO
@@ -39,13 +39,6 @@ def test_propos_table1_shows_the_registry_and_runs_nothing():
     assert _line(md, "STL-10")[3:5] == ["13,000", "13,000"]  # 5,000 train + 8,000 test
 
 
-def _write(root: Path, name: str, raw: dict) -> Path:
-    path = root / "experiments" / "propos" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
-    return path
-
-
 EVALS = {  # a table whose paper-scale clustering extracts features at 64 px
     "paper": "propos", "table": "evals", "title": "t", "scales": SCALES,
     "evals": {"cl": {"protocol": "clustering", "features": {"image_size": 64}, "scales": {
@@ -66,8 +59,8 @@ def _datasets(rows):
 
 
 def test_a_difference_from_the_registry_is_marked_and_explained(tmp_path):
-    _write(tmp_path, "evals", EVALS)
-    path = _write(tmp_path, "sets", _datasets([
+    write_spec(tmp_path / "experiments/propos/evals.yaml", EVALS)
+    path = write_spec(tmp_path / "experiments/propos/sets.yaml", _datasets([
         {"name": "CIFAR-10", "dataset": {"name": "cifar10", "split": "train+test", "eval":
                                          "evals/cl"},
          "reason": "we resize to 64", "paper": {"split": "Train+Test", "n": "60,000", "k": 10,
@@ -105,9 +98,9 @@ def test_a_difference_from_the_registry_is_marked_and_explained(tmp_path):
      "rows[0].origin: origin not used in a table of datasets"),
 ], ids=["other-dataset", "no-eval", "cycle", "split", "no-size", "origin"])
 def test_dataset_rows_are_checked(tmp_path, row, expected):
-    _write(tmp_path, "evals", EVALS)
+    write_spec(tmp_path / "experiments/propos/evals.yaml", EVALS)
     with pytest.raises(SpecError) as err:
-        load_table(_write(tmp_path, "sets", _datasets([row])))
+        load_table(write_spec(tmp_path / "experiments/propos/sets.yaml", _datasets([row])))
     assert expected in str(err.value), str(err.value)
 
 
@@ -115,4 +108,4 @@ def test_dataset_only_in_a_table_of_datasets(tmp_path):
     raw = dict(EVALS, rows=[{"name": "X", "origin": "quoted", "paper": {"nmi": "1.0"},
                              "dataset": {"name": "cifar10", "split": "train"}}])
     with pytest.raises(SpecError, match=r"rows\[0\].dataset: not used here"):
-        load_table(_write(tmp_path, "evals", raw))
+        load_table(write_spec(tmp_path / "experiments/propos/evals.yaml", raw))

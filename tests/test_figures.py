@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_files import write_spec
 
 from repro import figures, tables
 from repro.launch import launch
 from repro.spec import SpecError, load_table
+
+SPEC = "experiments/pcl/figtiny.yaml"  # where the tests write their spec, under tmp_path
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny_table.yaml"
 BASE = yaml.safe_load(TINY.read_text())
@@ -33,15 +36,8 @@ def _figure_spec(raw: dict) -> dict:
     return raw
 
 
-def _write(tmp_path: Path, raw: dict) -> Path:
-    spec = tmp_path / "experiments" / "pcl" / "figtiny.yaml"
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return spec
-
-
 def test_for_rows_expand_into_one_row_per_value(tmp_path):
-    table = load_table(_write(tmp_path, _figure_spec(copy.deepcopy(BASE))))
+    table = load_table(write_spec(tmp_path / SPEC, _figure_spec(copy.deepcopy(BASE))))
     sweep = [r for r in table.rows if r.point]
     assert [(r.name, r.recipe, r.point) for r in sweep] == [
         ("MoCo lr=0.01", "moco_lrlo", {"lr": 0.01}), ("MoCo lr=0.05", "moco_lrhi", {"lr": 0.05})]
@@ -61,12 +57,12 @@ def test_bad_figure_specs_name_file_and_field(tmp_path, edit, problem):
     raw = _figure_spec(copy.deepcopy(BASE))
     edit(raw)
     with pytest.raises(SpecError, match="figtiny.yaml") as err:
-        load_table(_write(tmp_path, raw))
+        load_table(write_spec(tmp_path / SPEC, raw))
     assert problem in str(err.value)
 
 
 def test_a_figure_renders_its_table_and_png_from_stored_records(isolated):
-    table = load_table(_write(isolated, _figure_spec(copy.deepcopy(BASE))))
+    table = load_table(write_spec(isolated / SPEC, _figure_spec(copy.deepcopy(BASE))))
     assert not launch(table, "smoke", "debug", log=lambda m: None)["failures"]
     jobs, records, _ = tables.stored_jobs(table, "smoke")
     cells = tables.cell_values(table, jobs, records)
@@ -90,9 +86,9 @@ def test_a_point_can_name_its_own_column(tmp_path):
     raw["rows"][0].pop("paper_at")
     raw["rows"][1]["paper"] = {"probe_lo": "50.0"}
     raw["figure"]["panels"][0]["y"] = "probe_{lr}"
-    table = load_table(_write(tmp_path, raw))
+    table = load_table(write_spec(tmp_path / SPEC, raw))
     assert [(r.recipe, r.evaluate) for r in table.rows if r.point] == [
         ("moco_lrlo", ["probe_lo"]), ("moco_lrhi", ["probe_hi"])]
     raw["figure"]["panels"][0]["y"] = "nope_{lr}"
     with pytest.raises(SpecError, match=r"figure\.panels\[0\]\.y: .*'nope_lo'"):
-        load_table(_write(tmp_path, raw))
+        load_table(write_spec(tmp_path / SPEC, raw))

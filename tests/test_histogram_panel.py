@@ -13,12 +13,15 @@ import matplotlib
 import numpy as np
 import pytest
 import yaml
+from spec_files import write_spec
 
 from repro import figures, jobs, store, tables
 from repro.spec import SUMMARIES, SpecError, load_table
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+SPEC = "experiments/pcl/fighist.yaml"  # where the tests write their spec, under tmp_path
 
 TINY = Path(__file__).resolve().parent / "fixtures" / "tiny_table.yaml"
 BASE = yaml.safe_load(TINY.read_text())
@@ -48,15 +51,8 @@ def _spec(raw: dict) -> dict:
     return raw
 
 
-def _write(tmp_path: Path, raw: dict) -> Path:
-    spec = tmp_path / "experiments" / "pcl" / "fighist.yaml"
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return spec
-
-
 def _stored(isolated, rows=("MoCo", "PCL")):
-    table = load_table(_write(isolated, _spec(copy.deepcopy(BASE))))
+    table = load_table(write_spec(isolated / SPEC, _spec(copy.deepcopy(BASE))))
     for job in jobs.expand(table, "smoke", {"digits": "real"}):
         row = job.cells[0][0] if job.cells else None
         if job.kind == "eval" and row in rows:
@@ -113,7 +109,7 @@ def test_the_histogram_draws_each_series_mean_count_per_bin(isolated):
     panel = table.figure["panels"][0]
     fig, ax = plt.subplots()
     try:
-        assert figures._histogram_panel(ax, table, "smoke", panel, cells) == 0
+        assert figures._histogram_panel(ax, table, panel, cells) == 0
         steps = [p for p in ax.patches if type(p).__name__ == "StepPatch"]
         means = [p for p in steps if not p.get_fill()]
         assert len(means) == 2 and len(steps) == 4  # a mean line and a min-max band each
@@ -137,7 +133,7 @@ def test_a_histogram_figure_renders_its_png_and_counts_pending_series(isolated):
     jobs_, records, _ = tables.stored_jobs(table, "smoke")
     fig, ax = plt.subplots()
     try:
-        pending = figures._histogram_panel(ax, table, "smoke", table.figure["panels"][0],
+        pending = figures._histogram_panel(ax, table, table.figure["panels"][0],
                                            tables.cell_values(table, jobs_, records))
         assert pending == 1
     finally:
@@ -176,6 +172,6 @@ def test_bad_histogram_declarations_name_file_field_and_allowed(tmp_path, edit, 
     raw = _spec(copy.deepcopy(BASE))
     edit(raw)
     with pytest.raises(SpecError) as err:
-        load_table(_write(tmp_path, raw))
+        load_table(write_spec(tmp_path / SPEC, raw))
     text = str(err.value)
     assert "fighist.yaml" in text and field in text and allowed in text, text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_files import write_spec
 
 from repro import jobs as J
 from repro import tables
@@ -45,14 +46,8 @@ def _spec() -> dict:
     return raw
 
 
-def _write(tmp_path: Path, raw: dict) -> Path:
-    path = tmp_path / "tiny_partial.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
 def test_rows_and_columns_of_a_partial_scale(tmp_path):
-    table = load_table(_write(tmp_path, _spec()))
+    table = load_table(write_spec(tmp_path / "tiny_partial.yaml", _spec()))
     smoke = J.expand(table, "smoke", {"digits": "real"})
     real = J.expand(table, "real", {"digits": "real"})
     assert {j.payload["recipe_id"] for j in smoke if j.kind == "pretrain"} == {"moco", "pcl"}
@@ -94,7 +89,7 @@ def test_malformed_partial_specs_are_refused(tmp_path, edit, message):
     raw = _spec()
     edit(raw)
     with pytest.raises(SpecError, match=None) as err:
-        load_table(_write(tmp_path, raw))
+        load_table(write_spec(tmp_path / "tiny_partial.yaml", raw))
     assert message in str(err.value), str(err.value)
 
 
@@ -106,13 +101,13 @@ def test_supervised_recipe_must_read_the_labels_of_its_images(tmp_path):
     raw["recipes"]["sup"] = {"scales": {"real": body}}
     with pytest.raises(SpecError, match=r"recipes.sup.scales.real.params.subset: differs from "
                                         r"the recipe's data: 200"):
-        load_table(_write(tmp_path, raw))
+        load_table(write_spec(tmp_path / "tiny_partial.yaml", raw))
     body["params"]["subset"] = 256
-    load_table(_write(tmp_path, raw))
+    load_table(write_spec(tmp_path / "tiny_partial.yaml", raw))
 
 
 def test_launch_one_seed_of_a_partial_scale_and_render_it(isolated):
-    path = _write(isolated, _spec())
+    path = write_spec(isolated / "tiny_partial.yaml", _spec())
     table = load_table(path)
     out = launch(table, "real", "debug", log=quiet, seeds=[0])
     assert {j.seed for j in out["jobs"]} == {0} and out["failures"] == {}
@@ -129,7 +124,7 @@ def test_launch_one_seed_of_a_partial_scale_and_render_it(isolated):
 
 
 def test_claim_verdicts_follow_the_means_and_the_spread(tmp_path):
-    table = load_table(_write(tmp_path, _spec()))
+    table = load_table(write_spec(tmp_path / "tiny_partial.yaml", _spec()))
     rec = {}
 
     def lines(better, worse):
@@ -148,7 +143,7 @@ def test_claim_verdicts_follow_the_means_and_the_spread(tmp_path):
 def test_every_method_is_checked_against_the_baselines(tmp_path):
     raw = _spec()
     raw["baselines"] = [{"row": "Raw pixels (reference)", "columns": ["probe"]}]
-    table = load_table(_write(tmp_path, raw))
+    table = load_table(write_spec(tmp_path / "tiny_partial.yaml", raw))
     rec = {}
 
     def lines(moco, pixels):
