@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_files import write_spec
 
 from repro import jobs, store, tables
 from repro.spec import ORIGINS, SpecError, load_table
@@ -56,10 +57,7 @@ def _tiny_with(tmp_path, *extra_rows, change=None):
     raw["rows"] += list(extra_rows)
     if change:
         change(raw)
-    path = tmp_path / "experiments" / "pcl" / "three_labels.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
-    return path
+    return write_spec(tmp_path / "experiments" / "pcl" / "three_labels.yaml", raw)
 
 
 OWN = {"name": "Own ablation", "origin": "paper", "reason": "no config switch for it",

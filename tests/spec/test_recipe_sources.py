@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_files import write_spec
 
 from repro import recipe_view
 from repro.cli import main
@@ -24,10 +25,7 @@ def _load(tmp_path: Path, edit):
     raw = copy.deepcopy(BASE)
     raw["references"] = dict(REFS)
     edit(raw)
-    spec = tmp_path / "experiments" / "pcl" / "spec.yaml"
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return load_table(spec)
+    return load_table(write_spec(tmp_path / "experiments" / "pcl" / "spec.yaml", raw))
 
 
 def _by_path(table, rid, scale="smoke"):
