@@ -117,7 +117,6 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "byol": {"symmetric": True},
     "pauc": {"warmup_epochs": 20},
     "pcl": {"warmup_epochs": 20},
-    "pcl_fixed_phi": {"warmup_epochs": 20},
     "propos": {"symmetric": True, "warmup_epochs": 50, "reassign_every": 1,
                "data_resample": False},
 }
@@ -384,10 +383,21 @@ def _images_per_epoch(n: int, batch: int) -> int:
     return (n // batch) * batch if n >= batch else n
 
 
+# A method that subclasses another without changing its Config or E-step: it warms up and
+# clusters as that one (its defaults and E-step cost are looked up under it).
+VARIANT_OF: dict[str, str] = {"pcl_fixed_phi": "pcl"}
+
+
+def family(method: str) -> str:
+    """The method whose E-step settings ``method`` has (itself unless a VARIANT_OF)."""
+    return VARIANT_OF.get(method, method)
+
+
 def estep_epochs(method: str, params: dict, epochs: int) -> int:
     """Epochs whose E-step extracts features of the whole training set."""
+    method = family(method)
     p = {**METHOD_DEFAULTS.get(method, {}), **params}
-    if method in ("pcl", "pcl_fixed_phi", "pauc"):
+    if method in ("pcl", "pauc"):
         return max(0, epochs - int(p["warmup_epochs"]))
     if method == "propos":
         count, labelled = 0, False

@@ -31,8 +31,6 @@ ESTEP_DEFAULTS: dict[str, dict] = {
             "kmeans_nredo": 5},
     "pauc": {"dim": 128, "num_clusters": [25000, 50000, 100000], "kmeans_niter": 20,
              "kmeans_nredo": 5},
-    "pcl_fixed_phi": {"dim": 128, "num_clusters": [25000, 50000, 100000], "kmeans_niter": 20,
-                      "kmeans_nredo": 5},
     "propos": {"dim": 256, "num_clusters": 10, "kmeans_niter": 300, "kmeans_nredo": 10},
 }
 
@@ -43,7 +41,7 @@ class PreflightError(ValueError):
 
 def estep_cpu_minutes(recipe: dict, n_images: int, cpus: int = 2) -> float | None:
     """Estimated minutes of one E-step's k-means on ``cpus`` CPU cores; None: no E-step."""
-    method = recipe["method"]
+    method = cost.family(recipe["method"])
     if method not in ESTEP_DEFAULTS:
         return None
     p = {**ESTEP_DEFAULTS[method], **recipe.get("params", {})}
@@ -77,7 +75,7 @@ def estep_problem(job, resources: dict, executor: str, sources: dict | None = No
     if minutes is None or minutes <= LIMIT_MINUTES:
         return None
     build, seen = (gpus or faiss_gpus)()
-    k = recipe.get("params", {}).get("num_clusters", ESTEP_DEFAULTS[recipe["method"]]
+    k = recipe.get("params", {}).get("num_clusters", ESTEP_DEFAULTS[cost.family(recipe["method"])]
                                      ["num_clusters"])
     what = (f"{job.label}: its E-step (k-means, K = {k}, {n:,} images) on CPU: "
             f"~{cost.fmt(minutes)} min per E-step on {cpus} core(s)")
